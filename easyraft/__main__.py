@@ -1,0 +1,3 @@
+from easyraft.cli import main
+
+raise SystemExit(main())
