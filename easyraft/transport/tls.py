@@ -11,6 +11,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+from easyraft.transport.protocol import TransportError
+
 
 @dataclass(frozen=True)
 class TLSConfig:
@@ -32,7 +34,20 @@ class TLSConfig:
     check_hostname: bool = True
 
     def server_context(self) -> ssl.SSLContext:
-        """Return the SSLContext for the listener."""
+        """Return the SSLContext for the listener; TransportError if files are unusable."""
+        try:
+            return self._server_context()
+        except (OSError, ssl.SSLError) as e:
+            raise TransportError(f"transport: TLS server setup failed: {e}") from e
+
+    def client_context(self) -> ssl.SSLContext:
+        """Return the SSLContext used to dial peers; TransportError if files are unusable."""
+        try:
+            return self._client_context()
+        except (OSError, ssl.SSLError) as e:
+            raise TransportError(f"transport: TLS client setup failed: {e}") from e
+
+    def _server_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.cert_file, self.key_file)
@@ -41,8 +56,7 @@ class TLSConfig:
             ctx.verify_mode = ssl.CERT_REQUIRED
         return ctx
 
-    def client_context(self) -> ssl.SSLContext:
-        """Return the SSLContext used to dial peers."""
+    def _client_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.ca_file:
