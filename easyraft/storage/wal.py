@@ -233,10 +233,18 @@ class WAL:
 
         Entries a later leader overwrote are replaced; a torn tail is
         zero-filled with a warning; anything else damaged raises
-        CorruptWALError. Afterwards the WAL appends at the end of the log.
+        CorruptWALError, and the WAL is closed (lock released): it cannot be
+        used. Afterwards the WAL appends at the end of the log.
         """
         if self._ready:
             raise RuntimeError("wal: read_all() may only be called once, right after open()")
+        try:
+            return self._read_all()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_all(self) -> tuple[bytes, HardState, list[Entry]]:
         entries: list[Entry] = []
         metadata = None
         state = HardState()
