@@ -117,6 +117,11 @@ class RaftServer:
         self.close()
 
     @property
+    def closed(self) -> bool:
+        """close() was called (RAFT_DeleteRaftServer)."""
+        return self._closed
+
+    @property
     def stopped(self) -> bool:
         return self._closed or self.node.stopped.is_set()
 
