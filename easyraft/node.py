@@ -144,7 +144,7 @@ class Node:
         self._purger: asyncio.TimerHandle | None = None
         # Waiters on the applier's progress: heap of (index, seq, callback).
         self._applied = 0
-        self._applied_waiters: list[tuple[int, int, Callable[[], None]]] = []
+        self._applied_waiters: list[tuple[int, int, Callable[[BaseException | None], None]]] = []
         self._seq = itertools.count(1)
         self._tagged: dict[int, asyncio.Future[tuple[int, int]]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
@@ -209,7 +209,14 @@ class Node:
         replay_to = self.storage.initial_state()[0].commit
         self._kick()
         if replay_to > self._applied:
-            await self.wait_applied(replay_to, None)
+            try:
+                await self.wait_applied(replay_to, None)
+            except ServerStoppedError:
+                if self.failed is None:
+                    raise
+                # recover_from_snapshot failed: the server exists, failed,
+                # and answers every call with an error (it never exits).
+                return
         logger.info("node %d of cluster %d started (%s) at term %d, commit %d, applied %d",
                     self.id, self.cluster_id, "restarted" if restart else
                     ("joining" if cfg.join else "new cluster"), self.rawnode.term,
@@ -330,7 +337,7 @@ class Node:
         if rd.hard_state is not None:
             self.storage.set_hard_state(rd.hard_state)
         if rd.messages:
-            self.transport.send(rd.messages)
+            self.transport.send(self._outgoing(rd.messages))
         if rd.committed_entries:
             self._dispatch(rd.committed_entries)
         for rs in rd.read_states:
@@ -339,6 +346,29 @@ class Node:
                 fut.set_result(rs.index)
         rn.advance(rd)
         self._maybe_snapshot()
+
+    def _outgoing(self, messages: list[Message]) -> list[Message]:
+        # A snapshot older than a member's AddNode does not list that member,
+        # and the member would refuse it (it must find itself in the
+        # configuration). Send it a fresh one instead: this node applied the
+        # AddNode (it tracks the member), so a snapshot taken now includes it.
+        assert self.rawnode is not None
+        out = messages
+        for m in messages:
+            if m.type != MsgType.MsgSnap:
+                continue
+            cs = m.snapshot.metadata.conf_state
+            if m.to in cs.voters or m.to in cs.learners:
+                continue
+            if out is messages:
+                out = list(messages)
+            out.remove(m)
+            logger.info("node %d: snapshot at %d predates member %d; taking a new one",
+                        self.id, m.snapshot.metadata.index, m.to)
+            self.rawnode.report_snapshot(m.to, False)
+            if not self._snap_in_progress:
+                self._request_snapshot(None)
+        return out
 
     def _save_received_snapshot(self, snap: Snapshot) -> None:
         # The snapshot file first, then the WAL marker: recovery only trusts
@@ -441,11 +471,14 @@ class Node:
         w = self._applied_waiters
         while w and w[0][0] <= index:
             _, _, cb = heapq.heappop(w)
-            cb()
+            cb(None)
 
-    def _after_applied(self, index: int, cb: Callable[[], None]) -> None:
-        if index <= self._applied:
-            cb()
+    def _after_applied(self, index: int, cb: Callable[[BaseException | None], None]) -> None:
+        # cb(None) once `index` is applied, cb(error) if the node fails first.
+        if self.failed is not None:
+            cb(ServerStoppedError(f"server failed: {self.failed}"))
+        elif index <= self._applied:
+            cb(None)
         else:
             heapq.heappush(self._applied_waiters, (index, next(self._seq), cb))
 
@@ -453,13 +486,17 @@ class Node:
         """Wait until the applier has applied `index`."""
         assert self.loop is not None
         fut: asyncio.Future[None] = self.loop.create_future()
-        self._after_applied(index, lambda: fut.done() or fut.set_result(None))
+        self._after_applied(index, lambda err: _settle(fut, None, err))
         await self._wait(fut, timeout, f"apply of index {index}")
 
     def _on_fatal(self, exc: BaseException) -> None:
         if self.failed is None:
             self.failed = exc
             logger.critical("node %d of cluster %d failed: %s", self.id, self.cluster_id, exc)
+            err = ServerStoppedError(f"server failed: {exc}")
+            waiters, self._applied_waiters = self._applied_waiters, []
+            for _, _, cb in waiters:
+                cb(err)
             assert self.loop is not None
             self.loop.create_task(self.stop())
 
@@ -602,7 +639,7 @@ class Node:
     def _on_tagged_commit(self, seq: int, term: int, index: int) -> None:
         fut = self._tagged.get(seq)
         if fut is not None:
-            self._after_applied(index, lambda: fut.done() or fut.set_result((term, index)))
+            self._after_applied(index, lambda err: _settle(fut, (term, index), err))
 
     async def read_barrier(self, timeout: float | None = None) -> int:
         """Return a linearizable read index once it is applied here (ReadIndex)."""
@@ -771,6 +808,14 @@ class Node:
             return []
         return [{k: p[k] for k in ("id", "url", "reachable", "active")}
                 for p in self.transport.peer_status()]
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, err: BaseException | None) -> None:
+    if not fut.done():
+        if err is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(err)
 
 
 def _check_id(node_id: Any) -> None:
