@@ -155,3 +155,14 @@ cdef Snapshot empty_snapshot()
 cdef bint is_local_msg(int t) noexcept
 cdef bint is_response_msg(int t) noexcept
 cdef int vote_resp_type(int t) noexcept
+
+
+# Size an entry is charged for against max_size_per_msg: its wire size
+# (codec.ENTRY_HEADER_SIZE + payload), so limits match what is sent.
+cdef enum:
+    ENTRY_WIRE_OVERHEAD = 21
+
+from cpython.bytes cimport PyBytes_GET_SIZE
+
+cdef inline Py_ssize_t entry_wire_size(Entry e) noexcept:
+    return ENTRY_WIRE_OVERHEAD + PyBytes_GET_SIZE(e.data)
