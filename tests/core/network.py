@@ -38,6 +38,7 @@ from easyraft.core import (
     ProposalDroppedError,
     RawNode,
     StateType,
+    StepPeerNotFoundError,
 )
 
 
@@ -111,12 +112,31 @@ class Node:
         return self.rn is not None
 
     def stop(self):
+        """Crash: the RawNode and everything not in storage is gone."""
         self.rn = None
         self.read_states = []
 
-    def restart(self):
+    def restart(self, keep_state=False):
+        """Crash and start a fresh RawNode over the same storage.
+
+        By default the application rebuilds its state machine from the newest
+        snapshot in storage and the RawNode replays the committed entries
+        after it (applied = snapshot index; raftexample, DESIGN §2.1). With
+        keep_state=True the state machine is durable on its own: the node
+        first records a snapshot at its applied index (so that the membership
+        it applied is in storage, where the core reads it on restart) and
+        restarts with applied = that index.
+        """
         self.stop()
         self.restarts += 1
+        st = self.storage
+        if keep_state:
+            if self.applied_index > st.snapshot().metadata.index:
+                st.create_snapshot(self.applied_index, self.conf_state, self.snapshot_data())
+        else:
+            snap = st.snapshot()
+            self.applied, self.conf_state = self.unpack(snap.data)
+            self.applied_index = snap.metadata.index
         self.start()
 
     # -- the application loop -----------------------------------------------------
@@ -178,7 +198,7 @@ class Node:
 
     def restore(self, snap):
         md = snap.metadata
-        entries, conf_state = pickle.loads(snap.data)
+        entries, conf_state = self.unpack(snap.data)
         if self.net.checker is not None:
             for index, term, data in entries:
                 self.net.checker.on_applied(self.id, index, term, EntryType.EntryNormal, data)
@@ -190,6 +210,10 @@ class Node:
         self.conf_state = md.conf_state
         for nid in md.conf_state.voters + md.conf_state.learners:
             self.net.ensure_node(nid)
+
+    @staticmethod
+    def unpack(data):
+        return pickle.loads(data) if data else ([], ConfState())
 
     def snapshot_data(self):
         return pickle.dumps((self.applied, self.conf_state))
@@ -257,7 +281,7 @@ class Network:
             node.start()
             if bootstrap and storages is None:
                 node.rn.bootstrap(list(ids))
-        self.process_readies()
+        self.settle()
 
     def config(self, node_id, storage, applied=0, seed=0):
         return CoreConfig(id=node_id, storage=storage, applied=applied, seed=seed, **self.cfg)
@@ -288,16 +312,17 @@ class Network:
             st.create_snapshot(node.applied_index, node.conf_state, node.snapshot_data())
         st.compact(node.applied_index - self.compact_keep)
 
-    def restart(self, node_id):
-        self.nodes[node_id].restart()
-        self.process_readies()
+    def restart(self, node_id, keep_state=False):
+        self.nodes[node_id].restart(keep_state)
+        self.settle()
 
     def stop(self, node_id):
         self.nodes[node_id].stop()
 
-    def start(self, node_id):
-        self.nodes[node_id].start()
-        self.process_readies()
+    def start(self, node_id, keep_state=False):
+        """Start a stopped node again: a restart (see Node.restart)."""
+        self.nodes[node_id].restart(keep_state)
+        self.settle()
 
     def rn(self, node_id):
         return self.nodes[node_id].rn
@@ -344,6 +369,13 @@ class Network:
                 n += 1
         return n
 
+    def settle(self, limit=10_000):
+        """Process Readies (queueing their messages, delivering none) until none is left."""
+        for _ in range(limit):
+            if not self.process_readies():
+                return
+        raise AssertionError("nodes kept producing Readies")
+
     def deliver_one(self, m):
         """Step one message into its recipient (through the filters) and run its Ready."""
         node = self.nodes.get(m.to)
@@ -356,8 +388,10 @@ class Network:
                 self.delivered.append(m)
             try:
                 node.rn.step(m)
-            except ProposalDroppedError:
-                pass      # a forwarded proposal refused by its recipient: lost, as in etcd
+            except (ProposalDroppedError, StepPeerNotFoundError):
+                # A forwarded proposal refused by its recipient, or a response
+                # from a node no longer in the configuration: lost, as in etcd.
+                pass
             node.process_ready()
         if m.type == MsgType.MsgSnap and self.auto_report_snapshot:
             sender = self.nodes.get(m.frm)
