@@ -27,6 +27,7 @@ import pickle
 import random
 from collections import deque
 
+from easyraft._core.codec import decode_message, encode_message
 from easyraft.core import (
     ConfChange,
     ConfChangeType,
@@ -249,7 +250,7 @@ class Network:
 
     def __init__(self, ids=(1, 2, 3), *, seed=0, bootstrap=True, storages=None, check_safety=True,
                  compact_threshold=None, compact_keep=5, auto_report_snapshot=True,
-                 stop_removed=True, record=True, **config):
+                 stop_removed=True, record=True, wire=True, **config):
         self.seed = seed
         self.rng = random.Random(seed)
         self.cfg = dict(election_tick=10, heartbeat_tick=1, max_size_per_msg=1 << 20,
@@ -266,6 +267,7 @@ class Network:
         self.filters = []            # callables m -> True to lose m
         self.stop_removed = stop_removed
         self.record = record
+        self.wire = wire
         self.delivered = []          # every delivered message, in order (for assertions)
         self.dropped = []            # every message lost to a filter
         self.readies = []            # (id, Ready) of every processed Ready
@@ -299,6 +301,14 @@ class Network:
     def on_conf_change_applied(self, node, cc):
         if cc.type in (ConfChangeType.ConfChangeAddNode, ConfChangeType.ConfChangeAddLearnerNode):
             self.ensure_node(cc.node_id)
+            st = node.storage
+            if st.snapshot().metadata.index > 0 and node.applied_index > st.snapshot().metadata.index:
+                # A leader whose log is compacted catches a new member up with
+                # its newest snapshot, and the member refuses one whose
+                # ConfState does not include it (etcd: "attempted to restore
+                # snapshot but it is not in the ConfState"). So, as DESIGN §3
+                # requires, take a snapshot that includes the new member.
+                st.create_snapshot(node.applied_index, node.conf_state, node.snapshot_data())
         elif cc.type == ConfChangeType.ConfChangeRemoveNode and cc.node_id == node.id:
             node.removed = True
 
@@ -386,6 +396,10 @@ class Network:
         else:
             if self.record:
                 self.delivered.append(m)
+            if self.wire:
+                # What a transport hands over: a fresh decoded copy, never the
+                # sender's objects (the core stamps proposals in place).
+                m = decode_message(encode_message(m))
             try:
                 node.rn.step(m)
             except (ProposalDroppedError, StepPeerNotFoundError):
@@ -410,6 +424,26 @@ class Network:
             self.deliver_one(self.queue.popleft())
             count += 1
         return count
+
+    def deliver_random(self, rng, k, dup_prob=0.0):
+        """Deliver up to k queued messages picked at random (reordering), each
+        delivered twice with probability dup_prob (duplication)."""
+        for _ in range(min(k, len(self.queue))):
+            i = rng.randrange(len(self.queue))
+            self.queue.rotate(-i)
+            m = self.queue.popleft()
+            self.queue.rotate(i)
+            self.deliver_one(m)
+            if dup_prob and rng.random() < dup_prob:
+                self.deliver_one(m)
+
+    def tick_nodes(self, ids=None):
+        """Tick the running nodes once and run their Readies, delivering nothing."""
+        for node_id in (ids if ids is not None else list(self.nodes)):
+            node = self.nodes[node_id]
+            if node.running:
+                node.rn.tick()
+        self.settle()
 
     def take(self, pred=lambda m: True):
         """Remove and return the queued messages matching pred (for hand delivery)."""
