@@ -155,22 +155,26 @@ class Sim:
         for i, n in list(net.nodes.items()):
             if not n.running and not n.removed:
                 net.start(i)
-        marker = b"final-%d" % self.seed
-        proposed = False
-        for _ in range(40 * self.et):
+        # Propose a marker to whoever leads; a proposal that reached a stale
+        # leader (one a partition or its own removal cut off) is legitimately
+        # lost, so propose again every election timeout until one is applied
+        # on every member.
+        markers = []
+        for t in range(40 * self.et):
             net.tick(1)
             lead = net.leader()
             if lead is None:
                 continue
-            if not proposed:
+            if t % self.et == 0:
+                marker = b"final-%d-%d" % (self.seed, t)
                 try:
                     net.propose(lead, marker)
-                    proposed = True
+                    markers.append(marker)
                 except ProposalDroppedError:
-                    continue
+                    pass
             cs = net.nodes[lead].conf_state
             members = [i for i in cs.voters + cs.learners if not net.nodes[i].removed]
-            if all(marker in net.nodes[i].data() for i in members):
+            if any(all(m in net.nodes[i].data() for i in members) for m in markers):
                 break
         else:
             raise AssertionError(f"no progress after healing (leader {net.leader()})")
