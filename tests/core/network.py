@@ -18,8 +18,10 @@ Delivery is explicit: nothing moves until `deliver()`/`stabilize()`, and the
 filters (`drop`, `cut`, `isolate`, `ignore`) decide with a seeded RNG which
 messages are lost. With `check_safety=True` (the default) every Ready is
 checked against the Raft safety properties (thesis §3.6.3, Figure 3.2):
-election safety, log matching, leader completeness and state machine safety;
-a violation raises SafetyViolation at the step that caused it.
+election safety, log matching, leader completeness and state machine safety,
+plus linearizable ReadIndex (a read index is at least every index committed
+before the read was requested, thesis §6.4); a violation raises
+SafetyViolation at the step that caused it.
 """
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ class SafetyChecker:
         self.log_entries = {}      # (index, term) -> (type, data, term of index-1) (log matching)
         self.committed = {}        # index -> term, every index any node reported committed
         self.applied = {}          # index -> (term, type, data) (state machine safety)
+        self.read_floor = {}       # read ctx -> highest index committed when it was requested
+        self.reads_served = 0
 
     def on_leader(self, node_id, term):
         other = self.leaders.setdefault(term, node_id)
@@ -77,6 +81,18 @@ class SafetyChecker:
         if want != term:
             raise SafetyViolation(f"node {node_id} committed index {index} at term {term}, "
                                   f"another node committed it at term {want}")
+
+    def on_read_request(self, ctx):
+        """A read is requested now: it must observe everything committed so far."""
+        self.read_floor[ctx] = max(self.committed, default=0)
+
+    def on_read_state(self, node_id, rs):
+        self.reads_served += 1
+        floor = self.read_floor.get(rs.request_ctx)
+        if floor is not None and rs.index < floor:
+            raise SafetyViolation(
+                f"linearizability: node {node_id} got read index {rs.index} for "
+                f"{rs.request_ctx!r}, but index {floor} was committed before the request")
 
     def on_applied(self, node_id, index, term, typ, data):
         want = self.applied.setdefault(index, (term, typ, data))
@@ -173,6 +189,9 @@ class Node:
         for m in rd.messages:
             self.net.queue.append(m)
         self.read_states.extend(rd.read_states)
+        if checker is not None:
+            for rs in rd.read_states:
+                checker.on_read_state(self.id, rs)
         for e in rd.committed_entries:
             self.apply(e)
         rn.advance(rd)

@@ -6,7 +6,8 @@ message size, compaction) and a schedule of actions from its seed: ticks,
 random-order and duplicated deliveries through the wire codec, probabilistic
 drops, partitions, crashes and restarts from storage, proposals on any node,
 and membership changes (add voter, add learner, promote learner, remove,
-update). After every action the safety checker of tests/core/network.py has
+update), leadership transfers, ReadIndex requests (checked for
+linearizability) and report_unreachable. After every action the safety checker of tests/core/network.py has
 already checked every Ready (election safety, log matching, leader
 completeness, state machine safety), and the logs of all running nodes are
 compared pairwise. At the end the network heals and the cluster must elect a
@@ -42,6 +43,7 @@ class Sim:
         self.next_id = n_nodes + 1
         self.max_nodes = n_nodes + 3
         self.proposals = 0
+        self.reads = 0
         self.log = []            # the schedule, for the failure message
 
     # -- actions ---------------------------------------------------------------------
@@ -74,8 +76,10 @@ class Sim:
                 except ProposalDroppedError:
                     pass
                 net.settle()
-        elif r < 0.84:
+        elif r < 0.82:
             self.conf_change()
+        elif r < 0.84:
+            self.leader_ops()
         elif r < 0.88:
             self.fault()
         elif r < 0.95:
@@ -93,6 +97,34 @@ class Sim:
                 i = rng.choice(ids)
                 self.log.append(f"stop {i}")
                 net.stop(i)
+
+    def leader_ops(self):
+        """Leadership transfer, ReadIndex and report_unreachable, on any node."""
+        rng, net = self.rng, self.net
+        ids = self.running()
+        if not ids:
+            return
+        i = rng.choice(ids)
+        rn = net.nodes[i].rn
+        kind = rng.random()
+        if kind < 0.3:
+            target = rng.choice(list(net.nodes))
+            self.log.append(f"transfer_leader via {i} to {target}")
+            rn.transfer_leader(target)
+        elif kind < 0.8:
+            self.reads += 1
+            ctx = b"r%d" % self.reads
+            self.log.append(f"read_index {i} {ctx!r}")
+            net.checker.on_read_request(ctx)
+            try:
+                rn.read_index(ctx)
+            except ProposalDroppedError:
+                pass
+        else:
+            target = rng.choice(list(net.nodes))
+            self.log.append(f"report_unreachable {i} {target}")
+            rn.report_unreachable(target)
+        net.settle()
 
     def fault(self):
         rng, net = self.rng, self.net
@@ -228,8 +260,8 @@ def test_simulation_long(n_nodes):
 def test_simulation_exercises_the_interesting_paths():
     """Guard against a simulation that silently stopped testing anything:
     across a fixed set of seeds, leaders change, snapshots are sent, nodes
-    restart and members are added and removed."""
-    leaders_terms, snaps, restarts, added, removed, applied = 0, 0, 0, 0, 0, 0
+    restart, members are added and removed, and reads are served."""
+    leaders_terms, snaps, restarts, added, removed, applied, reads = 0, 0, 0, 0, 0, 0, 0
     for seed in range(30):
         sim = run(3 + 2 * (seed % 2), seed * 10 + 7, steps=300)
         net = sim.net
@@ -239,11 +271,13 @@ def test_simulation_exercises_the_interesting_paths():
         added += len(net.nodes) - (3 + 2 * (seed % 2))
         removed += sum(1 for n in net.nodes.values() if n.removed)
         applied += len(net.checker.applied)
+        reads += net.checker.reads_served
     assert leaders_terms > 80, leaders_terms
     assert snaps > 80, snaps
     assert restarts > 250, restarts
-    assert added > 15 and removed > 6, (added, removed)
-    assert applied > 500, applied
+    assert added > 8 and removed > 5, (added, removed)
+    assert applied > 400, applied
+    assert reads > 10, reads
 
 
 def test_simulation_catches_a_node_that_forgets_its_vote(monkeypatch):
