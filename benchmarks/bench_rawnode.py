@@ -102,7 +102,7 @@ GROUP = "rawnode 512 B proposals, committed+applied on all nodes"
 def _bench(benchmark, figures, name, n, batch, use_propose_batch=False, total=ENTRIES_PER_OP):
     cluster = Cluster(n)
     cluster.commit(total, batch, use_propose_batch)      # warm up (and check) once
-    benchmark.pedantic(cluster.commit, args=(total, batch, use_propose_batch), rounds=7,
+    benchmark.pedantic(cluster.commit, args=(total, batch, use_propose_batch), rounds=15,
                        iterations=1, warmup_rounds=1)
     figures(GROUP, name, benchmark, total, "entries")
     # The log stayed compacted: no node holds more than a compaction window.
