@@ -44,6 +44,8 @@ for path in sorted(glob.glob(os.path.join("easyraft", "_core", "*.pyx"))):
     )
 
 setup(
+    # Compile the extensions in parallel: most of a clean install is gcc.
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
