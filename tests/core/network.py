@@ -405,8 +405,9 @@ class Network:
                 return
         raise AssertionError("nodes kept producing Readies")
 
-    def deliver_one(self, m):
-        """Step one message into its recipient (through the filters) and run its Ready."""
+    def deliver_one(self, m, process=True):
+        """Step one message into its recipient (through the filters) and, if
+        process, run the Readies that causes."""
         node = self.nodes.get(m.to)
         lost = node is None or not node.running or self.lost(m)
         if lost:
@@ -425,13 +426,15 @@ class Network:
                 # A forwarded proposal refused by its recipient, or a response
                 # from a node no longer in the configuration: lost, as in etcd.
                 pass
-            node.process_ready()
+            if process:
+                node.process_ready()
         if m.type == MsgType.MsgSnap and self.auto_report_snapshot:
             sender = self.nodes.get(m.frm)
             if sender is not None and sender.running:
                 # The application reports the fate of a snapshot it sent.
                 sender.rn.report_snapshot(m.to, ok=not lost)
-                sender.process_ready()
+                if process:
+                    sender.process_ready()
         return not lost
 
     def deliver(self, max_msgs=None):
