@@ -244,5 +244,5 @@ def test_restart_with_applied_after_snapshot_at_applied_restores_membership():
                             applied=3))
     assert tuple(rn.status().voters) == (1, 2, 3)
     assert not rn.has_ready()
-    rn.campaign()
-    assert rn.status().raft_state == StateType.StateCandidate
+    rn.campaign()                                  # promotable: it campaigns (PreVote first)
+    assert rn.status().raft_state == StateType.StatePreCandidate
