@@ -10,9 +10,13 @@ Each node runs the application loop of etcd's doc.go on a MemoryStorage:
     rn.advance(rd)
 
 The state machine of a node is the list of (index, term, data) of the normal
-entries it applied, plus the ConfState as of its applied index. It survives
-`restart()` (as an application's would with its own durable state); the
-RawNode does not, and is rebuilt from the storage with `applied=`.
+entries it applied, plus the ConfState as of its applied index; snapshots
+carry it (pickled). `restart()` rebuilds the RawNode from storage either the
+raftexample way (state machine from the newest snapshot, applied = its
+index, committed entries replayed) or, with keep_state=True, as a durable
+state machine that snapshots at its applied index first. A new member added
+by a conf change is started empty (a joining node); messages to unknown or
+stopped nodes are lost.
 
 Delivery is explicit: nothing moves until `deliver()`/`stabilize()`, and the
 filters (`drop`, `cut`, `isolate`, `ignore`) decide with a seeded RNG which
