@@ -22,7 +22,8 @@ Delivery is explicit: nothing moves until `deliver()`/`stabilize()`, and the
 filters (`drop`, `cut`, `isolate`, `ignore`) decide with a seeded RNG which
 messages are lost. With `check_safety=True` (the default) every Ready is
 checked against the Raft safety properties (thesis §3.6.3, Figure 3.2):
-election safety, log matching, leader completeness and state machine safety,
+election safety, leader append-only, log matching, leader completeness and
+state machine safety,
 plus linearizable ReadIndex (a read index is at least every index committed
 before the read was requested, thesis §6.4); a violation raises
 SafetyViolation at the step that caused it.
@@ -120,6 +121,8 @@ class Node:
         self.read_states = []
         self.conf_changes = []     # ConfChanges applied, in order
         self.removed = False       # applied its own removal: stopped for good
+        self.leading = False       # leader as of its last Ready
+        self.leading_term = 0      # term as of its last Ready with a hard state
         self.restarts = 0
 
     # -- lifecycle ------------------------------------------------------------
@@ -135,6 +138,7 @@ class Node:
     def stop(self):
         """Crash: the RawNode and everything not in storage is gone."""
         self.rn = None
+        self.leading = False
         self.read_states = []
 
     def restart(self, keep_state=False):
@@ -174,6 +178,12 @@ class Node:
             storage.apply_snapshot(rd.snapshot)
             self.restore(rd.snapshot)
         if rd.entries:
+            if (checker is not None and self.leading and rd.soft_state is None
+                    and (rd.hard_state is None or rd.hard_state.term == self.leading_term)
+                    and rd.entries[0].index <= storage.last_index()):
+                raise SafetyViolation(
+                    f"leader append-only: leader {self.id} overwrites its log from index "
+                    f"{rd.entries[0].index} (last {storage.last_index()})")
             storage.append(rd.entries)
             if checker is not None:
                 prev = rd.entries[0].index - 1
@@ -185,6 +195,10 @@ class Node:
                 lo = max(old_commit + 1, storage.first_index() - 1)
                 for i in range(lo, rd.hard_state.commit + 1):
                     checker.on_committed(self.id, i, storage.term(i))
+        if rd.soft_state is not None:
+            self.leading = rd.soft_state.raft_state == StateType.StateLeader
+        if rd.hard_state is not None:
+            self.leading_term = rd.hard_state.term
         if rd.soft_state is not None and rd.soft_state.raft_state == StateType.StateLeader:
             term = rn.status().term
             if checker is not None:
