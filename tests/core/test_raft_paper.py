@@ -302,8 +302,8 @@ def test_candidate_steps_down_for_legitimate_leader(leader_term_offset):
 
 def test_leader_appends_empty_entry_at_term_start():
     """A new leader appends a no-op entry of its own term, which it sends to
-    every follower (it is what lets it commit earlier entries). Reference:
-    thesis §6.4 (and §3.6.2)"""
+    every follower (it is what lets it commit earlier entries).
+    Reference: thesis §3.6.2, §6.4"""
     rn, st = new_node(1, make_storage(terms=(1, 1)))
     term = make_leader(rn, st)
     rd = persist(rn, st)
