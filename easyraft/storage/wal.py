@@ -35,6 +35,8 @@ import logging
 import os
 import re
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
@@ -135,6 +137,58 @@ def _read_segment_start(path: str, dec: Decoder) -> int:
     return _CRC.unpack(rec[1])[0]
 
 
+class _FilePipeline:
+    """Prepare the next segment file in the background (etcd: file_pipeline.go).
+
+    Writing 64 MiB of zeros and syncing them takes ~100 ms here; done inside
+    a cut it would stall the Ready loop (and heartbeats) that long once per
+    segment. One worker thread keeps one zero-filled, synced file ready
+    under a temporary name; a cut only writes the segment header into it
+    and renames it. The worker touches nothing but its own temp file.
+    """
+
+    def __init__(self, dirpath: str, size: int) -> None:
+        self._dirpath = dirpath
+        self._size = size
+        self._count = 0                    # worker thread only
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="easyraft-wal-prealloc")
+        self._next = self._pool.submit(self._alloc)
+
+    def _alloc(self) -> tuple[str, int]:
+        path = os.path.join(self._dirpath, f"{self._count % 2}{_TMP_SUFFIX}")
+        self._count += 1
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            off = 0
+            while off < self._size and not self._stop.is_set():
+                n = min(1 << 20, self._size - off)
+                fileutil.zero_range(fd, off, off + n)
+                off += n
+            fileutil.fdatasync(fd)
+        except BaseException:
+            os.close(fd)
+            os.remove(path)
+            raise
+        return path, fd
+
+    def take(self) -> tuple[str, int]:
+        """Return (temp path, fd) of a ready file; the caller owns both."""
+        path, fd = self._next.result()     # re-raises the worker's error (e.g. ENOSPC)
+        self._next = self._pool.submit(self._alloc)
+        return path, fd
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+        try:
+            path, fd = self._next.result()
+        except BaseException:   # noqa: BLE001 - a failed preparation leaves nothing behind
+            return
+        os.close(fd)
+        os.remove(path)
+
+
 class WAL:
     """A write-ahead log in one directory; see the module docstring.
 
@@ -162,6 +216,7 @@ class WAL:
         self._release_index = 0            # release_to() bound for purge
         self._ready = False                # appending allowed (after create or read_all)
         self._failed: BaseException | None = None
+        self._pipeline: _FilePipeline | None = None
 
     # --- create / open ------------------------------------------------------
 
@@ -185,7 +240,15 @@ class WAL:
             w = cls(dirpath, lock, [], segment_size, 0, 0)
             w._metadata = metadata
             w._encoder = Encoder(0)
-            w._install_segment(0, 0)
+            fd = os.open(os.path.join(dirpath, f"create{_TMP_SUFFIX}"),
+                         os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+            try:
+                fileutil.preallocate(fd, segment_size)
+            except BaseException:
+                os.close(fd)
+                raise
+            w._install_segment(0, 0, os.path.join(dirpath, f"create{_TMP_SUFFIX}"), fd)
+            w._pipeline = _FilePipeline(dirpath, segment_size)
             w._ready = True
             return w
         except BaseException:
@@ -309,6 +372,7 @@ class WAL:
         self._last_index = max(entries[-1].index if entries else 0, last_seen)
         self._encoder = Encoder(chain)
         self._open_tail(end)
+        self._pipeline = _FilePipeline(self.dirpath, self.segment_size)
         self._ready = True
         return metadata, state, entries
 
@@ -414,16 +478,20 @@ class WAL:
         except OSError as exc:
             self._fail(exc)
             raise
-        seq = self._segments[-1].seq + 1 if self._segments else 0
-        self._install_segment(seq, self._last_index + 1)
+        try:
+            tmp, fd = self._pipeline.take()
+        except OSError as exc:
+            self._fail(exc)
+            raise
+        self._install_segment(self._segments[-1].seq + 1, self._last_index + 1, tmp, fd)
 
-    def _install_segment(self, seq: int, index: int) -> None:
-        # Build the segment under a temporary name, sync it, then rename it
-        # into place and sync the directory, so a segment name never points
-        # at a half-written header.
+    def _install_segment(self, seq: int, index: int, tmp: str, fd: int) -> None:
+        # Write the segment header into a zero-filled file under a temporary
+        # name, sync it, then rename it into place and sync the directory,
+        # so a segment name never points at a half-written header. Takes
+        # ownership of fd.
         name = segment_name(seq, index)
         path = os.path.join(self.dirpath, name)
-        tmp = path + _TMP_SUFFIX
         header = self._encoder.encode_record(CRC, _CRC.pack(self._encoder.chain))
         header += self._encoder.encode_record(METADATA, self._metadata)
         if seq == 0:
@@ -432,9 +500,7 @@ class WAL:
             header += self._encoder.encode_record(SNAPSHOT, _SNAP.pack(0, 0))
         else:
             header += self._encoder.encode([], self._state)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
-            fileutil.preallocate(fd, max(self.segment_size, len(header)))
             fileutil.pwrite_all(fd, header, 0)
             fileutil.fdatasync(fd)
             os.rename(tmp, path)
@@ -508,6 +574,9 @@ class WAL:
             if self._fd is not None and self._failed is None:
                 fileutil.fdatasync(self._fd)
         finally:
+            if self._pipeline is not None:
+                self._pipeline.close()
+                self._pipeline = None
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -547,9 +616,10 @@ def _decode(path: str, offset: int, fn, payload):
 
 
 def _remove_tmp_files(dirpath: str) -> None:
-    # Leftovers of a create or cut that crashed before its rename.
+    # Leftovers of a create or cut that crashed before its rename, and of
+    # the preallocation pipeline. Only the lock holder calls this.
     for name in os.listdir(dirpath):
-        if name.endswith(".wal" + _TMP_SUFFIX):
+        if name.endswith(_TMP_SUFFIX):
             os.remove(os.path.join(dirpath, name))
 
 

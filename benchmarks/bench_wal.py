@@ -1,0 +1,172 @@
+"""WAL append+fdatasync and replay (issue 3, point 7).
+
+Append: save(hard_state, batch, must_sync=True) for batches of 1, 16 and 256
+entries of 512 B, beside the same-run baseline of raw os.pwrite +
+os.fdatasync of the very bytes the WAL writes, into a file preallocated the
+same way (zeros written and synced). Goal: within 15% of raw at 256.
+Both files live in pytest's tmp dir (same filesystem). Rounds stay inside
+one 64 MiB segment: a cut (one per 64 MiB) is measured apart.
+
+Replay: WAL.open + read_all of a 1,000,000-entry log (512 B entries, page
+cache warm: written just before), beside reading the same segment files
+into memory. Goal: under 2 s.
+"""
+import os
+import statistics
+import time
+
+import pytest
+
+from easyraft._core.types import Entry, HardState
+from easyraft._core.walrec import Encoder
+from easyraft.storage import fileutil
+from easyraft.storage.wal import WAL
+
+import _storage_report as rep
+
+SEG = 64 * 1024 * 1024
+PAYLOAD = 512
+ROUNDS = 150
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _table(request):
+    yield
+    rep.print_table(request.config)
+
+
+def _batches(n, count):
+    idx = 1
+    out = []
+    for _ in range(count):
+        out.append([Entry(term=1, index=idx + i, data=bytes([i & 0xFF]) * PAYLOAD) for i in range(n)])
+        idx += n
+    return out
+
+
+class _Median:
+    def __init__(self, sec):
+        self.stats = type("S", (), {"stats": type("T", (), {"median": sec})()})()
+        self.extra_info = {}
+
+
+@pytest.mark.parametrize("n", [1, 16, 256])
+def test_bench_wal_append(benchmark, tmp_path, n):
+    """Each round appends one batch through the WAL and the same bytes raw,
+    alternating, so disk noise (the disk is shared) hits both alike; the
+    pytest-benchmark figure is the pair, the report splits it."""
+    batches = _batches(n, ROUNDS + 10)
+    enc = Encoder()
+    bufs = [enc.encode(b, HardState(term=1, vote=1, commit=b[-1].index)) for b in batches]
+    w = WAL.create(str(tmp_path / "wal"), b"bench", segment_size=SEG)
+    fd = os.open(str(tmp_path / "raw"), os.O_RDWR | os.O_CREAT, 0o644)
+    t_wal, t_raw = [], []
+    state = {"off": 4096, "i": 0}
+    try:
+        fileutil.preallocate(fd, SEG)
+        fileutil.fdatasync(fd)
+        # Steady state: the next segment was prepared long ago. Measuring
+        # while the background thread writes its 64 MiB would time the disk
+        # contention of a moment that comes once per segment.
+        w._pipeline._next.result()
+
+        def pair():
+            i = state["i"]
+            b, buf = batches[i], bufs[i]
+            t0 = time.perf_counter()
+            os.pwrite(fd, buf, state["off"])
+            os.fdatasync(fd)
+            t1 = time.perf_counter()
+            w.save(HardState(term=1, vote=1, commit=b[-1].index), b, must_sync=True)
+            t2 = time.perf_counter()
+            t_raw.append(t1 - t0)
+            t_wal.append(t2 - t1)
+            state["off"] += len(buf)
+            state["i"] += 1
+        benchmark.pedantic(pair, rounds=ROUNDS, iterations=1, warmup_rounds=5)
+        assert len(w.segments) == 1            # no cut inside the measurement
+    finally:
+        w.close()
+        os.close(fd)
+    group = f"append+fdatasync batch {n} x {PAYLOAD} B"
+    raw, wal = statistics.median(t_raw[5:]), statistics.median(t_wal[5:])
+    rep.record(group, "baseline raw pwrite+fdatasync", _Median(raw), n, "entries")
+    rep.record(group, "WAL.save(must_sync=True)", _Median(wal), n, "entries")
+    benchmark.extra_info.update(raw_median_us=raw * 1e6, wal_median_us=wal * 1e6,
+                                wal_entries_per_s=n / wal, wal_MB_per_s=n * PAYLOAD / wal / 1e6,
+                                raw_MB_per_s=len(bufs[0]) / raw / 1e6)
+
+
+def test_bench_wal_cut(benchmark, tmp_path):
+    """One segment cut with the next file already prepared (the steady
+    state): truncate+fsync the full segment, header+sync, rename, fsync dir.
+    The baseline is what a cut cost when it preallocated inline."""
+    w = WAL.create(str(tmp_path / "wal"), b"bench", segment_size=SEG)
+    big = bytes(1 << 20)
+    idx = [0]
+    try:
+        def fill():
+            # Fill the segment to within 1 MiB of its end (a cut follows a
+            # full segment, so truncating it frees almost nothing), synced,
+            # and let the next file finish preparing.
+            while w._offset < SEG - (1 << 20) - 4096:
+                idx[0] += 1
+                w.save(None, [Entry(term=1, index=idx[0], data=big)], must_sync=False)
+            w.sync()
+            w._pipeline._next.result()
+        benchmark.pedantic(w._cut, setup=fill, rounds=5, iterations=1)
+        cut = benchmark.stats.stats.median
+        fd = os.open(str(tmp_path / "inline"), os.O_RDWR | os.O_CREAT, 0o644)
+        t = []
+        for _ in range(3):
+            os.ftruncate(fd, 0)
+            t0 = time.perf_counter()
+            fileutil.preallocate(fd, SEG)
+            fileutil.fdatasync(fd)
+            t.append(time.perf_counter() - t0)
+        os.close(fd)
+    finally:
+        w.close()
+    rep.record("segment cut", "baseline inline 64 MiB preallocation", _Median(statistics.median(t)), 1, "cuts")
+    rep.record("segment cut", "WAL cut (file prepared in background)", _Median(cut), 1, "cuts")
+
+
+N_REPLAY = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def big_wal(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("replay") / "wal")
+    w = WAL.create(d, b"bench", segment_size=SEG)
+    data = bytes(range(256)) * 2
+    batch = 1000
+    for lo in range(1, N_REPLAY + 1, batch):
+        w.save(HardState(term=1, vote=1, commit=lo + batch - 1),
+               [Entry(term=1, index=i, data=data) for i in range(lo, lo + batch)], must_sync=False)
+    w.close()
+    return d
+
+
+def test_bench_wal_replay_baseline_read_files(benchmark, big_wal):
+    names = sorted(n for n in os.listdir(big_wal) if n.endswith(".wal"))
+
+    def read_all_files():
+        total = 0
+        for n in names:
+            with open(os.path.join(big_wal, n), "rb", buffering=0) as f:
+                total += len(f.read())
+        return total
+    benchmark.pedantic(read_all_files, rounds=3, iterations=1)
+    rep.record("replay 1,000,000 x 512 B", "baseline read segment files", benchmark, N_REPLAY, "entries")
+
+
+def test_bench_wal_replay(benchmark, big_wal):
+    def replay():
+        w = WAL.open(big_wal, segment_size=SEG)
+        try:
+            return w.read_all()
+        finally:
+            w.close()
+    _, hs, ents = benchmark.pedantic(replay, rounds=3, iterations=1)
+    assert len(ents) == N_REPLAY and hs.commit == N_REPLAY
+    rep.record("replay 1,000,000 x 512 B", "WAL.open + read_all", benchmark, N_REPLAY, "entries")
