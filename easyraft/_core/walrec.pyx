@@ -452,26 +452,31 @@ cdef class Decoder:
         cdef Py_ssize_t have
         if self._buf == NULL:
             return None
-        while self._check_header(&n, &typ):
-            if typ != ENTRY:
-                return self.next_record()
-            r.buf = self._buf + self._pos + RECORD_HEADER_SIZE
-            r.len = n
-            r.pos = 0
-            try:
+        # One try around the loop, not one per entry: entering a try block
+        # saves the exception state, which showed in the per-entry cost.
+        try:
+            while self._check_header(&n, &typ):
+                if typ != ENTRY:
+                    return self.next_record()
+                r.buf = self._buf + self._pos + RECORD_HEADER_SIZE
+                r.len = n
+                r.pos = 0
                 e = read_entry(&r)
                 if r.pos != r.len:
                     raise CodecError(f"codec: {r.len - r.pos} trailing bytes after entry")
-            except CodecError as exc:
-                raise CorruptRecordError(self._pos, f"undecodable entry record ({exc})") from None
-            if e.index > after:
-                up = e.index - after - 1        # position of e in entries; e.index > after
-                have = PyList_GET_SIZE(entries)
-                if up > <uint64_t>have:
-                    raise CorruptRecordError(
-                        self._pos, f"entry index {e.index} leaves a gap after index {after + have}")
-                if up < <uint64_t>have:
-                    del entries[up:]
-                PyList_Append(entries, e)
-            self._accept(n)
+                if e.index > after:
+                    up = e.index - after - 1        # position of e in entries; e.index > after
+                    have = PyList_GET_SIZE(entries)
+                    if up > <uint64_t>have:
+                        raise CorruptRecordError(
+                            self._pos, f"entry index {e.index} leaves a gap after index {after + have}")
+                    if up < <uint64_t>have:
+                        del entries[up:]
+                    PyList_Append(entries, e)
+                self._accept(n)
+        except RecordError:
+            raise
+        except CodecError as exc:
+            # read_entry refused a record whose CRC was good: written broken.
+            raise CorruptRecordError(self._pos, f"undecodable entry record ({exc})") from None
         return None
