@@ -70,7 +70,9 @@ static void er_crc32c_copy_sw_x3(uint32_t *crc, char **dst, const char **src, co
     }
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* ER_CRC32C_NO_HW builds the portable path only, as on a non-x86 CPU
+ * (used to check that build; the runtime switch is use_implementation()). */
+#if !defined(ER_CRC32C_NO_HW) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define ER_CRC32C_HAVE_HW 1
 #include <nmmintrin.h>
 

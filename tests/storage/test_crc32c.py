@@ -73,3 +73,9 @@ def test_crc32c_use_implementation_selects_path():
 def test_crc32c_rejects_non_buffer():
     with pytest.raises(TypeError):
         mod.crc32c("text")
+
+
+def test_crc32c_and_walrec_are_compiled():
+    from easyraft._core import walrec
+    for m in (mod, walrec):
+        assert m.__file__.endswith((".so", ".pyd")), m.__file__
