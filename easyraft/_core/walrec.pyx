@@ -27,7 +27,7 @@ from easyraft._core.types cimport Entry, HardState
 from easyraft._core.codec cimport (Reader, entry_size, write_entry, read_entry, ENTRY_HEADER_SIZE,
                                    HARD_STATE_SIZE, er_store_u32, er_store_u64, er_load_u32,
                                    er_load_u64)
-from easyraft._core.crc32c cimport crc32c_update, crc32c_update_x3, crc32c_copy_update_x3
+from easyraft._core.crc32c cimport crc32c_update, crc32c_prefix_copy_update_x3
 from easyraft._core.types import CodecError
 
 # Entries up to this many per batch keep their record offsets on the stack.
@@ -123,6 +123,7 @@ cdef class Encoder:
         cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
         cdef char *p = PyBytes_AS_STRING(out)
         cdef char *rec[3]
+        cdef const char *pre[3]
         cdef const char *src[3]
         cdef char *dst[3]
         cdef size_t lens[3]
@@ -144,16 +145,13 @@ cdef class Encoder:
                 rec[k] = p
                 _write_entry_prefix(p, e, sz)
                 crcs[k] = 0
-                src[k] = p + 4
-                lens[k] = RECORD_HEADER_SIZE - 4 + ENTRY_HEADER_SIZE
-                p += walrec_frame_size(sz)
-            crc32c_update_x3(crcs, src, lens)
-            for k in range(3):
-                e = <Entry>PyList_GET_ITEM(entries, i + k)
+                pre[k] = p + 4
                 src[k] = PyBytes_AS_STRING(e.data)
-                dst[k] = rec[k] + RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE
+                dst[k] = p + RECORD_HEADER_SIZE + ENTRY_HEADER_SIZE
                 lens[k] = PyBytes_GET_SIZE(e.data)
-            crc32c_copy_update_x3(crcs, dst, src, lens)
+                p += walrec_frame_size(sz)
+            crc32c_prefix_copy_update_x3(crcs, pre, RECORD_HEADER_SIZE - 4 + ENTRY_HEADER_SIZE,
+                                         dst, src, lens)
             for k in range(3):
                 er_store_u32(rec[k], crcs[k])
                 er_store_u32(folded + nfold, crcs[k])
@@ -189,7 +187,6 @@ cdef class Encoder:
     cpdef bytes encode_record(self, int type, object data):
         """Return one framed record of `type` carrying `data` (a bytes-like)."""
         cdef Py_buffer view
-        cdef Py_ssize_t off0 = 0
         if type < 1 or type > RECORD_TYPE_MAX:
             raise ValueError(f"wal: unknown record type {type}")
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
@@ -201,48 +198,16 @@ cdef class Encoder:
             memcpy(PyBytes_AS_STRING(out) + RECORD_HEADER_SIZE, view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
-        self.chain = _checksum(PyBytes_AS_STRING(out), &off0, 1, self.chain)
+        self.chain = _checksum_one(PyBytes_AS_STRING(out), self.chain)
         return out
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef uint32_t _checksum(char *base, Py_ssize_t *off, Py_ssize_t nrec, uint32_t chain) noexcept:
-    # Fill in the CRC of each record (off[i] = its start; lengths are already
-    # in the headers) and return the chain folded over them in order.
-    cdef uint32_t crcs[3]
-    cdef const char *bufs[3]
-    cdef size_t lens[3]
-    cdef Py_ssize_t i = 0, k
-    cdef char *p
-    # The chain folds the records' CRC bytes in order; gathering them lets one
-    # update call fold a whole run (CRC is streaming: update(update(c, a), b)
-    # == update(c, a + b)).
-    cdef char folded[3 * 4 * 8]
-    cdef Py_ssize_t nfold = 0
-    while i + 3 <= nrec:
-        for k in range(3):
-            p = base + off[i + k]
-            crcs[k] = 0
-            bufs[k] = p + 4
-            lens[k] = RECORD_HEADER_SIZE - 4 + er_load_u32(p + 4)
-        crc32c_update_x3(crcs, bufs, lens)
-        for k in range(3):
-            er_store_u32(base + off[i + k], crcs[k])
-            er_store_u32(folded + nfold, crcs[k])
-            nfold += 4
-        if nfold == sizeof(folded):
-            chain = crc32c_update(chain, folded, nfold)
-            nfold = 0
-        i += 3
-    while i < nrec:
-        p = base + off[i]
-        crcs[0] = crc32c_update(0, p + 4, RECORD_HEADER_SIZE - 4 + er_load_u32(p + 4))
-        er_store_u32(p, crcs[0])
-        er_store_u32(folded + nfold, crcs[0])
-        nfold += 4
-        i += 1
-    return crc32c_update(chain, folded, nfold)
+cdef inline uint32_t _checksum_one(char *p, uint32_t chain) noexcept:
+    # Fill in the CRC of the record at p (its length is already in the
+    # header) and return the chain folded over it.
+    cdef uint32_t crc = crc32c_update(0, p + 4, RECORD_HEADER_SIZE - 4 + er_load_u32(p + 4))
+    er_store_u32(p, crc)
+    return _fold(chain, crc)
 
 
 @cython.final
