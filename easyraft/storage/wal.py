@@ -421,8 +421,13 @@ class WAL:
         every earlier unsynced one durable.
         """
         self._check_writable()
+        if hard_state is not None and hard_state.term == 0 and hard_state.vote == 0 \
+                and hard_state.commit == 0:
+            hard_state = None          # etcd never writes an empty hard state either
         if not entries and hard_state is None:
             return
+        if not isinstance(entries, list):
+            entries = list(entries)
         buf = self._encoder.encode(entries, hard_state)
         self._write(buf)
         if entries:

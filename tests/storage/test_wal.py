@@ -468,3 +468,16 @@ def test_wal_valid_snapshot_entries(tmp_path):
     w.save_snapshot(90, 1)               # beyond the commit in the hard state
     w.close()
     assert walmod.valid_snapshot_entries(d) == [(0, 0), (1, 40)]
+
+
+def test_wal_save_skips_empty_hard_state_and_takes_any_sequence(tmp_path):
+    d = str(tmp_path / "wal")
+    w = WAL.create(d, b"m", segment_size=SEG)
+    off = w._offset
+    w.save(HardState(), [], must_sync=True)          # nothing to write (etcd: IsEmptyHardState)
+    assert w._offset == off
+    w.save(HardState(), tuple(ents(1, 3)), must_sync=True)
+    w.close()
+    w, _, hs, es = reopen(d)
+    w.close()
+    assert hs == HardState() and es == ents(1, 3)
