@@ -31,7 +31,9 @@ def table():
         lines.append(f"[{group}]")
         for name, (sec, units, unit) in rows.items():
             ratio = f"  time x{sec / base[0]:.2f} of baseline" if base else ""
-            lines.append(f"  {name:<34} {sec * 1e6:12.1f} us/op {units / sec:16,.0f} {unit}/s{ratio}")
+            rate = units / sec
+            rate_s = f"{rate:16,.0f}" if rate >= 100 else f"{rate:16.2f}"
+            lines.append(f"  {name:<34} {sec * 1e6:12.1f} us/op {rate_s} {unit}/s{ratio}")
     return "\n".join(lines)
 
 
