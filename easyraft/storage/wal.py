@@ -789,14 +789,44 @@ def valid_snapshot_entries(dirpath: str) -> list[tuple[int, int]]:
 
     A Snapshotter should only load one of these: a snapshot file whose marker
     never reached the WAL was orphaned by a crash. Read-only, no lock; a
-    torn tail is ignored, corruption raises CorruptWALError.
+    torn tail is ignored, corruption raises CorruptWALError. Entries are
+    checked but not kept (the node calls this at every start).
     """
+    segs = list_segments(dirpath)
+    if not segs:
+        raise FileNotFoundError(f"wal: no WAL segments in {dirpath}")
+    _check_sequence(dirpath, segs)
     snaps: list[tuple[int, int]] = []
     state = HardState()
-    for rec in dump(dirpath):
-        if rec.type == "snapshot":
-            index, term = rec.value
-            snaps.append((term, index))
-        elif rec.type == "state":
-            state = rec.value
+    chain = None
+    skip: list[Entry] = []
+    for k, seg in enumerate(segs):
+        path = os.path.join(dirpath, seg.name)
+        data = _read_file(path)
+        dec = Decoder(data, chain)
+        try:
+            _read_segment_start(path, dec)
+            while True:
+                try:
+                    # after = 2**64 - 1: every entry is decoded, none kept.
+                    rec = dec.decode(skip, 0xFFFFFFFFFFFFFFFF)
+                except CorruptRecordError as exc:
+                    raise CorruptWALError(path, exc.offset, exc.reason) from None
+                except TornTailError as exc:
+                    if k != len(segs) - 1:
+                        raise CorruptWALError(path, exc.offset, exc.reason) from None
+                    rec = None
+                if rec is None:
+                    break
+                typ, payload, off = rec
+                if typ == SNAPSHOT:
+                    index, term = _decode(path, off, _SNAP.unpack, payload)
+                    snaps.append((term, index))
+                elif typ == STATE:
+                    state = _decode(path, off, decode_hard_state, payload)
+                elif typ == CRC:
+                    raise CorruptWALError(path, off, "crc record inside a segment")
+            chain = dec.chain
+        finally:
+            dec.close()
     return [(t, i) for t, i in snaps if i <= state.commit]
