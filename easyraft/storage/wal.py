@@ -5,8 +5,9 @@ the first entry expected in it), plus the ``.lock`` file. Every segment
 starts with a CRC record (the record chain so far), the metadata record and,
 after the first, the hard state; then entry, state and snapshot-marker
 records (layout: easyraft/_core/walrec.pxd). A segment is preallocated with
-zeros to ``segment_size`` and, when full, truncated to its last record,
-synced, and followed by the next one (cut).
+zeros to ``segment_size``; when full it is truncated to its last record and
+synced, and the next one - zero-filled and synced ahead of time by a
+background thread - gets its header, a sync, and its name (cut).
 
 Durability (what the caller may rely on):
   * save(..., must_sync=True) returns after one fdatasync covering every
@@ -15,7 +16,9 @@ Durability (what the caller may rely on):
   * save(..., must_sync=False) only writes (page cache); a later synced
     save, save_snapshot, a cut or close() makes it durable.
   * save_snapshot() always syncs; a cut syncs the full segment (fsync) and
-    the new one, renames it into place and syncs the directory.
+    the new one, renames it into place and syncs the directory; create()
+    syncs the first segment and the directory (and its parent if it made
+    the directory).
   * close() syncs before releasing the lock.
   * After an fdatasync or write error the WAL refuses further use
     (WALFailedError): the kernel may have dropped the dirty pages, so a
@@ -27,7 +30,8 @@ zero-filled with a WARNING naming file and offset: it was never synced, so
 never acknowledged. Everything else that does not decode - a CRC mismatch
 with no sign of a cut-short write, an index gap, a missing or out-of-order
 segment, a broken chain between segments - raises CorruptWALError(file,
-offset, reason) and nothing is changed on disk.
+offset, reason) and nothing is changed on disk (not even a torn tail:
+the repair waits until the whole log has checked out).
 """
 from __future__ import annotations
 
@@ -322,6 +326,7 @@ class WAL:
         metadata = None
         state = HardState()
         snap_found = self._snap_index == 0 and self._snap_term == 0
+        torn = None
         chain = None
         last_seen = self._snap_index
         segs = self._segments[self._start:]
@@ -340,7 +345,7 @@ class WAL:
                     except TornTailError as exc:
                         if not is_tail:
                             raise CorruptWALError(path, exc.offset, exc.reason) from None
-                        self._repair_torn_tail(path, data, exc)
+                        torn = (path, data, exc)     # repaired once the whole log checks out
                         rec = None
                     if rec is None:
                         break
@@ -377,6 +382,8 @@ class WAL:
                                   f"{self._snap_term}) not found")
         if metadata is None:
             raise CorruptWALError(os.path.join(self.dirpath, segs[0].name), 0, "no metadata record")
+        if torn is not None:
+            self._repair_torn_tail(*torn)
         self._metadata = metadata
         self._state = state
         self._last_index = max(entries[-1].index if entries else 0, last_seen)

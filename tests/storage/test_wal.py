@@ -481,3 +481,17 @@ def test_wal_save_skips_empty_hard_state_and_takes_any_sequence(tmp_path):
     w, _, hs, es = reopen(d)
     w.close()
     assert hs == HardState() and es == ents(1, 3)
+
+
+def test_wal_refused_log_is_not_modified_even_its_torn_tail(tmp_path):
+    d, tail, start, end = _log_with_last_record(tmp_path)
+    with open(tail, "r+b") as f:
+        f.seek(end)
+        f.write(b"\x5a" * 30)                 # a torn write after the last record
+    before = open(tail, "rb").read()
+    with pytest.raises(CorruptWALError, match="not found"):
+        reopen(d, 999, 1)                     # no such snapshot marker
+    assert open(tail, "rb").read() == before
+    w, _, _, es = reopen(d)                   # a good open repairs it
+    w.close()
+    assert len(es) == 21 and open(tail, "rb").read()[end:end + 30] == bytes(30)
