@@ -48,7 +48,7 @@ from typing import Iterator, NamedTuple
 from easyraft._core.codec import decode_entry
 from easyraft._core.types import CodecError, Entry, HardState
 from easyraft._core.walrec import (CorruptRecordError, Decoder, Encoder, RecordType, TornTailError)
-from easyraft.errors import CorruptWALError, RaftError
+from easyraft.errors import CorruptWALError, WALFailedError
 from easyraft.storage import fileutil
 
 logger = logging.getLogger("easyraft.wal")
@@ -68,10 +68,6 @@ ENTRY = RecordType.ENTRY
 STATE = RecordType.STATE
 CRC = RecordType.CRC
 SNAPSHOT = RecordType.SNAPSHOT
-
-
-class WALFailedError(RaftError):
-    """An earlier write or sync failed; the WAL must be reopened (its tail is unknown)."""
 
 
 def segment_name(seq: int, index: int) -> str:
