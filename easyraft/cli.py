@@ -5,12 +5,14 @@ import argparse
 import sys
 
 from easyraft._version import __version__
+from easyraft.storage.walcli import add_wal_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="easyraft", description=__doc__)
     parser.add_argument("--version", action="version", version=f"easyraft {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_wal_commands(sub)
     return parser
 
 
