@@ -17,10 +17,13 @@ from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_XINCREF, Py_XDECREF
 from libc.stdint cimport uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
+from libc.stdint cimport uint32_t
 
 from easyraft._core.types cimport Message, MsgSnap, MSG_TYPE_COUNT
-from easyraft._core.codec cimport message_size, FRAME_PREFIX_SIZE
+from easyraft._core.codec cimport (message_size, read_message, Reader, er_load_u32,
+                                  FRAME_PREFIX_SIZE)
+from easyraft._core.types import CodecError, FrameTooLargeError
 
 # Counter arrays passed to tally() hold one slot per MsgType value.
 TYPE_COUNT = MSG_TYPE_COUNT
@@ -126,4 +129,164 @@ cdef class SnapshotBuffer:
                              f"{self._size} bytes received")
         out = self._buf
         self._buf = None
+        return out
+
+
+def group_by_to(list messages):
+    """Split a batch into ({to: [messages]}, [MsgSnap messages]), keeping order.
+
+    The common Ready (every message to one peer, no snapshot) returns the
+    input list itself as the only group: no copy, no Python loop.
+    """
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(messages)
+    cdef Message m
+    cdef uint64_t first_to = 0
+    cdef bint uniform = True
+    cdef dict groups = {}
+    cdef list snaps = []
+    cdef list g
+    for i in range(n):
+        m = <Message?>PyList_GET_ITEM(messages, i)
+        if m.type == MsgSnap:
+            uniform = False
+            break
+        if i == 0:
+            first_to = m.to
+        elif m.to != first_to:
+            uniform = False
+            break
+    if uniform:
+        if n:
+            groups[first_to] = messages
+        return groups, snaps
+    for i in range(n):
+        m = <Message>PyList_GET_ITEM(messages, i)
+        if m.type == MsgSnap:
+            snaps.append(m)
+            continue
+        key = m.to
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [m]
+        else:
+            g.append(m)
+    return groups, snaps
+
+
+# Messages returned per FrameReader batch (see _decode).
+DEF MAX_BATCH = 256
+
+
+@cython.final
+cdef class FrameReader:
+    """Receive buffer and frame decoder for one inbound stream.
+
+    Used from an asyncio.BufferedProtocol: the loop reads straight into
+    get_buffer()'s memoryview, feed(n) decodes every complete frame in place,
+    and a partial frame is moved to the front only when the buffer is full.
+    This avoids the per-read bytes object and the bytearray concatenations
+    of a data_received() design, which cost more than decoding for large
+    MsgApp frames.
+
+    Memory: the buffer starts at `initial` bytes and doubles only when a
+    frame that passed the max_frame check does not fit, so a hostile length
+    prefix costs nothing (FrameTooLargeError before any growth) and an
+    honest large frame costs at most twice its size.
+    """
+    cdef bytearray _buf     # storage; capacity = len(_buf)
+    cdef Py_ssize_t _start  # unread bytes are _buf[_start:_end]
+    cdef Py_ssize_t _end    # invariant: 0 <= _start <= _end <= len(_buf)
+    cdef Py_ssize_t _max_frame
+
+    def __cinit__(self, Py_ssize_t max_frame, Py_ssize_t initial=256 * 1024):
+        self._buf = bytearray(max(initial, 64))
+        self._start = 0
+        self._end = 0
+        self._max_frame = max_frame
+
+    @property
+    def pending(self):
+        """Bytes received but not yet decoded (a partial frame)."""
+        return self._end - self._start
+
+    def get_buffer(self):
+        """Return a writable memoryview of free space (never empty)."""
+        cdef Py_ssize_t cap = len(self._buf), unread = self._end - self._start
+        cdef bytearray nb
+        # Compact when less than 1/8 is free (reads stay large), grow only
+        # when the buffer is full of one partial frame that passed the size
+        # check.
+        if self._end == cap or (cap - self._end < cap // 8 and self._start > 0):
+            if self._start > 0:
+                memmove(<char *>self._buf, (<char *>self._buf) + self._start, unread)
+            else:
+                nb = bytearray(cap * 2)
+                memcpy(<char *>nb, <char *>self._buf, unread)
+                self._buf = nb
+            self._start = 0
+            self._end = unread
+        return memoryview(self._buf)[self._end:]
+
+    def feed(self, Py_ssize_t nbytes):
+        """Account for nbytes written into the last get_buffer(); return the first batch.
+
+        Call next_batch() until it returns an empty list to get the rest.
+        """
+        if nbytes < 0 or nbytes > len(self._buf) - self._end:
+            raise ValueError("transport: feed() beyond the buffer")
+        self._end += nbytes
+        return self._decode()
+
+    def next_batch(self):
+        """Decode the next batch of complete frames already received ([] if none)."""
+        return self._decode()
+
+    def push(self, data):
+        """Copy data in (bytes that arrived before the reader existed) and decode."""
+        cdef Py_buffer view
+        cdef list out = []
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        cdef Py_ssize_t off = 0, take
+        try:
+            while off < view.len:
+                mv = self.get_buffer()
+                take = min(len(mv), view.len - off)
+                memcpy((<char *>self._buf) + self._end, (<char *>view.buf) + off, take)
+                off += take
+                batch = self.feed(take)
+                while batch:
+                    out.extend(batch)
+                    batch = self._decode()
+        finally:
+            PyBuffer_Release(&view)
+        return out
+
+    cdef list _decode(self):
+        cdef Reader r, fr
+        cdef uint32_t n
+        cdef list out = []
+        r.buf = (<const char *>self._buf) + self._start
+        r.len = self._end - self._start
+        r.pos = 0
+        # At most MAX_BATCH messages per call: a list of thousands of fresh
+        # Messages lets the cyclic GC's young generations fill up while it
+        # is built (measured: 349 ns/msg for 3,500 heartbeats per list,
+        # 77 ns/msg for 128); the node gets them in several process() calls.
+        while r.len - r.pos >= FRAME_PREFIX_SIZE and len(out) < MAX_BATCH:
+            n = er_load_u32(r.buf + r.pos)
+            if <Py_ssize_t>n > self._max_frame:
+                raise FrameTooLargeError(
+                    f"codec: frame of {n} bytes exceeds limit {self._max_frame}")
+            if r.len - r.pos - FRAME_PREFIX_SIZE < <Py_ssize_t>n:
+                break
+            fr.buf = r.buf + r.pos + FRAME_PREFIX_SIZE
+            fr.len = n
+            fr.pos = 0
+            out.append(read_message(&fr))
+            if fr.pos != fr.len:
+                raise CodecError(f"codec: {fr.len - fr.pos} trailing bytes after message frame")
+            r.pos += FRAME_PREFIX_SIZE + n
+        self._start += r.pos
+        if self._start == self._end:
+            self._start = self._end = 0
         return out

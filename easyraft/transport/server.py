@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from easyraft._core.codec import decode_frames
 from easyraft._core.types import CodecError, FrameTooLargeError
-from easyraft._core.wire import tally
+from easyraft._core.wire import FrameReader, tally
 from easyraft.transport import metrics
 from easyraft.transport.protocol import (
     MAX_HEAD_SIZE, METRICS_PATH, PROTOCOL_VERSION, SNAPSHOT_PATH, STATUS_PATH, STREAM_PATH,
@@ -48,6 +47,8 @@ _registry: dict[tuple[str, int], "Listener"] = {}
 _registry_lock = threading.Lock()
 
 _MAX_HEADERS = 64
+# Reads before the upgrade (and snapshot bodies) land here before httptools.
+_SCRATCH_SIZE = 256 * 1024
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -189,8 +190,14 @@ async def detach(t: "Transport", lst: Listener) -> None:
 _HEAD, _STREAM, _SNAPSHOT, _WAIT, _DONE = range(5)
 
 
-class _ServerProtocol(asyncio.Protocol):
-    """One accepted connection: an HTTP/1.1 head, then a frame stream or a snapshot body."""
+class _ServerProtocol(asyncio.BufferedProtocol):
+    """One accepted connection: an HTTP/1.1 head, then a frame stream or a snapshot body.
+
+    A BufferedProtocol so that, once upgraded, the loop reads straight into
+    the stream's FrameReader and frames are decoded where they landed (no
+    bytes object per read, no buffer concatenation). Before that, and for
+    snapshot bodies, reads go to a scratch buffer and on to httptools.
+    """
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
@@ -205,8 +212,8 @@ class _ServerProtocol(asyncio.Protocol):
         self._error: RequestError | None = None
         self._frm = 0
         self._to = 0
-        self._buf = bytearray()    # stream bytes not yet forming a whole frame
-        self._max_frame = 0
+        self._scratch = bytearray(_SCRATCH_SIZE)     # reads before/without the upgrade
+        self._reader: FrameReader | None = None     # set once the stream is upgraded
         self._stats: Any = None
         self._snap: SnapshotReader | None = None
 
@@ -228,12 +235,30 @@ class _ServerProtocol(asyncio.Protocol):
                            self._peer, self._frm, self._snap.compressed if self._snap else 0)
         self._state = _DONE
         self._snap = None
-        self._buf = bytearray()
+        self._reader = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._state == _STREAM and self._reader is not None:
+            return self._reader.get_buffer()  # type: ignore[no-any-return]
+        return memoryview(self._scratch)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._state == _STREAM and self._reader is not None:
+            reader = self._reader
+            try:
+                msgs = reader.feed(nbytes)
+                while msgs:
+                    if not self._deliver(msgs):
+                        return
+                    msgs = reader.next_batch()
+            except FrameTooLargeError as e:
+                self._reject(RequestError(413, str(e)))
+            except CodecError as e:
+                self._reject(RequestError(400, str(e)))
+            return
+        self.data_received(bytes(memoryview(self._scratch)[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
-        if self._state == _STREAM:
-            self._on_stream(data)
-            return
         if self._state not in (_HEAD, _SNAPSHOT):
             return      # after the request: ignore until we close
         if self._state == _HEAD:
@@ -319,7 +344,6 @@ class _ServerProtocol(asyncio.Protocol):
         if target.handler.is_removed(self._frm):
             raise RequestError(403, f"node {self._frm} was removed from cluster {cluster_id}")
         self.target = target
-        self._max_frame = target.max_frame
         self._stats = target.stats_for(self._frm)
         if path == STREAM_PATH:
             upgrade = self._headers.get(b"upgrade", b"")
@@ -346,41 +370,33 @@ class _ServerProtocol(asyncio.Protocol):
     def _start_stream(self, rest: bytes) -> None:
         assert self._tr is not None and self.target is not None
         self._state = _STREAM
+        self._reader = FrameReader(self.target.max_frame)
         self._tr.write(response(101))
         self.target.stream_opened(self._frm, self)
         if rest:
-            self._on_stream(rest)
-
-    def _on_stream(self, data: bytes) -> None:
-        # Decode straight from the received bytes when nothing is buffered,
-        # so the common case (whole frames per read) copies nothing.
-        if self._buf:
-            self._buf += data
-            buf: bytes | bytearray = self._buf
-        else:
-            buf = data
-        try:
-            msgs, used = decode_frames(buf, self._max_frame)
-        except FrameTooLargeError as e:
-            self._reject(RequestError(413, str(e)))
-            return
-        except CodecError as e:
-            self._reject(RequestError(400, str(e)))
-            return
-        if buf is self._buf:
-            del self._buf[:used]
-        elif used < len(data):
-            self._buf = bytearray(memoryview(data)[used:])
-        if msgs:
-            st = self._stats
-            bad = tally(msgs, st.recv_msgs, st.recv_bytes, self._frm, self._to, False)
-            if bad >= 0:
-                m = msgs[bad]
-                self._reject(RequestError(400, f"message {m.type} from {m.frm} to {m.to} does "
-                                               f"not belong on stream {self._frm}->{self._to}"))
+            try:
+                msgs = self._reader.push(rest)
+            except FrameTooLargeError as e:
+                self._reject(RequestError(413, str(e)))
                 return
-            assert self.target is not None
-            self.target.receive(self._frm, msgs, st)
+            except CodecError as e:
+                self._reject(RequestError(400, str(e)))
+                return
+            if msgs:
+                self._deliver(msgs)
+
+    def _deliver(self, msgs: list[Any]) -> bool:
+        """Hand a batch to the node; False (and the stream refused) if one is misrouted."""
+        st = self._stats
+        bad = tally(msgs, st.recv_msgs, st.recv_bytes, self._frm, self._to, False)
+        if bad >= 0:
+            m = msgs[bad]
+            self._reject(RequestError(400, f"message {m.type} from {m.frm} to {m.to} does "
+                                           f"not belong on stream {self._frm}->{self._to}"))
+            return False
+        assert self.target is not None
+        self.target.receive(self._frm, msgs, st)
+        return True
 
     # -- snapshot ----------------------------------------------------------------
 
@@ -434,7 +450,7 @@ class _ServerProtocol(asyncio.Protocol):
         self.listener.rejected[err.status] = self.listener.rejected.get(err.status, 0) + 1
         logger.warning("transport: refused %s from %s: %s", "stream" if was_stream else "request",
                        self._peer, err)
-        self._buf = bytearray()
+        self._reader = None
         self._snap = None
         # After a 101 the server->client direction carries nothing but this
         # final status, so the dialer can log why its stream was closed.

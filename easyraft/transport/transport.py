@@ -13,7 +13,8 @@ import ssl
 import time
 from typing import Any, Protocol, runtime_checkable
 
-from easyraft._core.types import Message, MsgType
+from easyraft._core.types import Message
+from easyraft._core.wire import group_by_to
 from easyraft.transport import server
 from easyraft.transport.metrics import PeerStats, render
 from easyraft.transport.peer import Peer
@@ -22,8 +23,6 @@ from easyraft.transport.snapshot import CHUNK_SIZE
 from easyraft.transport.tls import TLSConfig
 
 logger = logging.getLogger("easyraft.transport")
-
-_MSG_SNAP = int(MsgType.MsgSnap)
 
 
 @runtime_checkable
@@ -177,21 +176,14 @@ class Transport:
 
     def send(self, messages: list[Message]) -> None:
         """Queue messages by m.to; MsgSnap goes on its own request. Never blocks."""
-        groups: dict[int, list[Message]] = {}
-        for m in messages:
-            if m.type == _MSG_SNAP:
-                p = self.peers.get(m.to)
-                if p is None:
-                    self._unknown(m.to, 1)
-                    self.report_snapshot(m.to, False)
-                else:
-                    p.send_snapshot(m)
-                continue
-            g = groups.get(m.to)
-            if g is None:
-                groups[m.to] = [m]
+        groups, snaps = group_by_to(messages)
+        for m in snaps:
+            p = self.peers.get(m.to)
+            if p is None:
+                self._unknown(m.to, 1)
+                self.report_snapshot(m.to, False)
             else:
-                g.append(m)
+                p.send_snapshot(m)
         for to, msgs in groups.items():
             p = self.peers.get(to)
             if p is None:
