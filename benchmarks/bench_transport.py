@@ -25,10 +25,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from easyraft._core.codec import encode_frames  # noqa: E402
+from easyraft._core.codec import decode_frames, encode_frames  # noqa: E402
 from easyraft._core.types import (ConfState, Entry, Message, MsgType, Snapshot,  # noqa: E402
                                   SnapshotMetadata)
 from easyraft.transport import Transport  # noqa: E402
+from easyraft.transport.protocol import STREAM_PATH, request_head  # noqa: E402
 
 
 def install(loop: str) -> None:
@@ -41,10 +42,28 @@ def install(loop: str) -> None:
 
 
 class _RawSink(asyncio.Protocol):
-    def __init__(self, expect: int, done: asyncio.Future[None]) -> None:
+    """Counts bytes; with upgrade=True it first answers a stream head with 101,
+    so a Transport can send to it (isolating the sender's cost)."""
+
+    def __init__(self, expect: int, done: asyncio.Future[None], upgrade: bool = False) -> None:
         self.expect, self.got, self.done = expect, 0, done
+        self.head = bytearray() if upgrade else None
+        self.tr: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.tr = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.head is not None:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            data = bytes(self.head[end + 4:])
+            self.head = None
+            assert self.tr is not None
+            self.tr.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                          b"Upgrade: easyraft-stream/1\r\n\r\n")
         self.got += len(data)
         if self.got >= self.expect and not self.done.done():
             self.done.set_result(None)
@@ -91,8 +110,9 @@ async def serve(kind: str, expect: int) -> None:
     loop = asyncio.get_running_loop()
     while True:
         done: asyncio.Future[None] = loop.create_future()
-        if kind == "raw":
-            server = await loop.create_server(lambda: _RawSink(expect, done), "127.0.0.1", 0)
+        if kind in ("raw", "rawup"):
+            server = await loop.create_server(
+                lambda: _RawSink(expect, done, upgrade=kind == "rawup"), "127.0.0.1", 0)
             port = server.sockets[0].getsockname()[1]
             print(port, flush=True)
             await done
@@ -117,6 +137,13 @@ class _RawSource(asyncio.Protocol):
     def __init__(self) -> None:
         self.paused = False
         self.resumed: asyncio.Future[None] | None = None
+        self.reply = bytearray()
+        self.upgraded = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.reply += data
+        if b"\r\n\r\n" in self.reply and not self.upgraded.done():
+            self.upgraded.set_result(bytes(self.reply))
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -169,11 +196,18 @@ async def _wait_done(proc: subprocess.Popen[str]) -> None:
     assert line.strip() == "done", line
 
 
-async def run_raw(batch_bytes: bytes, iterations: int, loop_name: str) -> float:
-    proc, port = spawn("raw", len(batch_bytes) * iterations, loop_name)
+async def run_raw(batch_bytes: bytes, iterations: int, loop_name: str,
+                  receiver: str = "raw") -> float:
+    expect = len(batch_bytes) * iterations
+    if receiver == "transport":     # the transport receiver counts messages
+        expect = decode_frames(batch_bytes)[0].__len__() * iterations
+    proc, port = spawn(receiver, expect, loop_name)
     try:
         loop = asyncio.get_running_loop()
         tr, proto = await loop.create_connection(_RawSource, "127.0.0.1", port)
+        if receiver == "transport":
+            tr.write(request_head(STREAM_PATH, "127.0.0.1", port, 1, 1, 2, upgrade=True))
+            assert (await proto.upgraded).startswith(b"HTTP/1.1 101")
         t0 = time.perf_counter()
         for _ in range(iterations):
             if proto.paused:
@@ -189,8 +223,12 @@ async def run_raw(batch_bytes: bytes, iterations: int, loop_name: str) -> float:
         proc.wait()
 
 
-async def run_transport(batch: list[Message], iterations: int, loop_name: str) -> float:
-    proc, port = spawn("transport", len(batch) * iterations, loop_name)
+async def run_transport(batch: list[Message], iterations: int, loop_name: str,
+                        receiver: str = "transport") -> float:
+    expect = len(batch) * iterations
+    if receiver == "rawup":
+        expect = len(encode_frames(batch)) * iterations
+    proc, port = spawn(receiver, expect, loop_name)
     try:
         t = Transport(_Sink(), "http://127.0.0.1:0", max_size_per_msg=1 << 20,
                       queue_size=1 << 20)
@@ -201,8 +239,8 @@ async def run_transport(batch: list[Message], iterations: int, loop_name: str) -
             await asyncio.sleep(0.001)
         t0 = time.perf_counter()
         for _ in range(iterations):
-            while peer.paused:          # respect flow control, as the raw sender does
-                await asyncio.sleep(0)
+            if peer.paused:             # respect flow control, as the raw sender does
+                await peer.wait_writable()
             t.send(batch)
             await asyncio.sleep(0)
         await _wait_done(proc)
@@ -266,33 +304,45 @@ def append_batch(n: int) -> list[Message]:
 
 async def main(args: argparse.Namespace) -> None:
     scale = 0.2 if args.quick else 1.0
-    rows = []
+    print(f"loop={args.loop} python={sys.version.split()[0]} cpus={os.cpu_count()} "
+          f"repeat={args.repeat} (best of, runs interleaved)")
+    print(f"{'workload':46} {'path':24} {'msg/s':>12} {'MB/s':>8} {'vs raw':>7}")
     for name, batch, iters in (
-        ("heartbeat (74 B frames, 128 per flush)", heartbeat_batch(128), int(8000 * scale)),
-        ("MsgApp 64 x 512 B (33.9 KB frames, 4 per flush)", append_batch(4), int(5000 * scale)),
+        ("heartbeat, 74 B frames, 128 per flush", heartbeat_batch(128), int(8000 * scale)),
+        ("MsgApp 64 x 512 B, 33.9 KB frames, 4/flush", append_batch(4), int(5000 * scale)),
     ):
         raw_bytes = encode_frames(batch)
-        msgs = len(batch) * iters
-        mb = len(raw_bytes) * iters / 1e6
-        best_t = min([await run_transport(batch, iters, args.loop) for _ in range(args.repeat)])
-        best_r = min([await run_raw(raw_bytes, iters, args.loop) for _ in range(args.repeat)])
-        rows.append((name, msgs / best_t, mb / best_t, msgs / best_r, mb / best_r, best_r / best_t))
+        paths = {
+            "transport -> transport": lambda: run_transport(batch, iters, args.loop),
+            "raw -> raw (baseline)": lambda: run_raw(raw_bytes, iters, args.loop),
+            "transport -> raw sink": lambda: run_transport(batch, iters, args.loop, "rawup"),
+            "raw -> transport": lambda: run_raw(raw_bytes, iters, args.loop, "transport"),
+        }
+        best: dict[str, float] = {}
+        for _ in range(args.repeat):        # interleaved, so load drift hits all paths
+            for path, fn in paths.items():
+                dt = await fn()
+                best[path] = min(dt, best.get(path, dt))
+        base = best["raw -> raw (baseline)"]
+        for path, dt in best.items():
+            msgs = len(batch) * iters
+            print(f"{name:46} {path:24} {msgs / dt:12,.0f} {len(raw_bytes) * iters / dt / 1e6:8,.0f}"
+                  f" {base / dt:7.2f}")
     size = int((200 << 20) * scale)
-    snap_t, snap_r = min([await run_snapshot(size, args.loop) for _ in range(args.repeat)])
-    print(f"loop={args.loop} python={sys.version.split()[0]} cpus={os.cpu_count()}")
-    print(f"{'workload':50} {'transport':>22} {'raw protocol':>22} {'ratio':>6}")
-    for name, tm, tmb, rm, rmb, ratio in rows:
-        print(f"{name:50} {tm:10,.0f} msg/s {tmb:6,.0f} MB/s {rm:10,.0f} msg/s {rmb:6,.0f} MB/s "
-              f"{ratio:6.2f}")
-    print(f"{'snapshot ' + str(size >> 20) + ' MiB (lz4, chunked POST)':50} "
-          f"{size / 1e6 / snap_t:15,.0f} MB/s {size / 1e6 / snap_r:15,.0f} MB/s "
-          f"{snap_r / snap_t:6.2f}")
+    snap_t = snap_r = float("inf")
+    for _ in range(args.repeat):
+        t, r = await run_snapshot(size, args.loop)
+        snap_t, snap_r = min(t, snap_t), min(r, snap_r)
+    name = f"snapshot {size >> 20} MiB"
+    print(f"{name:46} {'transport (lz4, chunked)':24} {'':>12} {size / 1e6 / snap_t:8,.0f}"
+          f" {snap_r / snap_t:7.2f}")
+    print(f"{name:46} {'raw 1 MiB writes':24} {'':>12} {size / 1e6 / snap_r:8,.0f} {1:7.2f}")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
-    ap.add_argument("--serve", choices=["raw", "transport"])
+    ap.add_argument("--serve", choices=["raw", "rawup", "transport"])
     ap.add_argument("--expect", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")

@@ -122,6 +122,7 @@ class _StreamClient(asyncio.Protocol):
             self.closed.set_result(reason)
         if self.peer.conn is self:
             self.peer.paused = False
+            self.peer.wake_writers()
 
     def pause_writing(self) -> None:
         self.peer.paused = True
@@ -129,6 +130,7 @@ class _StreamClient(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.peer.paused = False
         self.peer.schedule_flush()
+        self.peer.wake_writers()
 
 
 class _SnapshotClient(asyncio.Protocol):
@@ -206,6 +208,7 @@ class Peer:
         self._connected_once = False
         self._wake = asyncio.Event()
         self._snapshots: set[asyncio.Task[None]] = set()
+        self._writable: asyncio.Future[None] | None = None
         self._task = t.loop.create_task(self._run())
 
     def set_url(self, url: str) -> None:
@@ -240,6 +243,21 @@ class Peer:
         self.stats.dropped += n
         logger.debug("transport: dropped %d messages to peer %d: %s", n, self.id, why)
         self.t.report_unreachable(self.id)
+
+    async def wait_writable(self) -> None:
+        """Wait while the socket is above its high-water mark (pause_writing).
+
+        For producers that can wait (benchmarks, bulk tools); the node never
+        does: it relies on the bounded queue and drops.
+        """
+        while self.paused and self.state == _ACTIVE:
+            if self._writable is None or self._writable.done():
+                self._writable = self.t.loop.create_future()
+            await self._writable
+
+    def wake_writers(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
 
     def schedule_flush(self) -> None:
         if (not self._flush_scheduled and self.pending and self.state == _ACTIVE
@@ -395,6 +413,10 @@ class Peer:
             server_hostname=self._host if ssl_ctx else None), t.dial_timeout)
         tr = proto.tr
         assert tr is not None
+        # Room for a few compressed chunks in the socket buffer, so the
+        # kernel sends one while the loop compresses the next (with the
+        # default 64 KiB mark every chunk paused the stream until drained).
+        tr.set_write_buffer_limits(high=4 * t.snapshot_chunk_size)
         try:
             tr.write(request_head(SNAPSHOT_PATH, self._host, self._port, t.cluster_id,
                                   t.node_id, self.id, upgrade=False))
