@@ -5,7 +5,7 @@ channel and a separate snapshot sender; this is the same on asyncio
 Protocols. Invariants:
 
 - send() never blocks and never awaits: messages go to a bounded list that is
-  flushed once per loop iteration as one encode_frames() buffer, one write.
+  flushed once per loop iteration as one buffer of codec frames, one write.
 - A message that cannot be queued (queue full, or the link is down and in
   backoff) is dropped, counted, and the node is told report_unreachable(),
   once per send() call; raft retransmits what matters.
@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from easyraft._core.codec import encode_frames, encode_message
 from easyraft._core.types import Message
-from easyraft._core.wire import tally
+from easyraft._core.wire import encode_batch
 from easyraft.transport.protocol import (
     SNAPSHOT_PATH, STREAM_PATH, TransportError, parse_url, request_head)
 from easyraft.transport.snapshot import compressed_chunks
@@ -272,26 +271,16 @@ class Peer:
         if conn is None or conn.tr is None or self.paused or not self.pending:
             return
         batch, self.pending = self.pending, []
-        buf = encode_frames(batch)
-        if len(buf) > self.t.max_frame:
-            batch, buf = self._without_oversized(batch)
-        tally(batch, self.stats.sent_msgs, self.stats.sent_bytes)
+        buf, dropped = encode_batch(batch, self.stats.sent, self.t.max_frame)
+        if dropped:
+            # The peer would close the stream on a frame over its limit
+            # (413), so such a message is dropped here instead of costing
+            # every message behind it.
+            self.stats.dropped += len(dropped)
+            for m in dropped:
+                logger.error("transport: dropped %r to peer %d: its frame exceeds the limit "
+                             "of %d bytes", m, self.id, self.t.max_frame)
         conn.tr.write(buf)
-
-    def _without_oversized(self, batch: list[Message]) -> tuple[list[Message], bytes]:
-        # Slow path, only for batches larger than one frame may be: the peer
-        # would close the stream on a frame over its limit (413), so such a
-        # message is dropped here instead of costing every message behind it.
-        keep = []
-        for m in batch:
-            size = len(encode_message(m))
-            if size > self.t.max_frame:
-                logger.error("transport: dropped %s to peer %d: %d bytes exceed the frame "
-                             "limit %d", m, self.id, size, self.t.max_frame)
-                self.stats.dropped += 1
-            else:
-                keep.append(m)
-        return keep, encode_frames(keep)
 
     # -- connection ----------------------------------------------------------------
 

@@ -388,7 +388,7 @@ class _ServerProtocol(asyncio.BufferedProtocol):
     def _deliver(self, msgs: list[Any]) -> bool:
         """Hand a batch to the node; False (and the stream refused) if one is misrouted."""
         st = self._stats
-        bad = tally(msgs, st.recv_msgs, st.recv_bytes, self._frm, self._to, False)
+        bad = tally(msgs, st.received, self._frm, self._to, False)
         if bad >= 0:
             m = msgs[bad]
             self._reject(RequestError(400, f"message {m.type} from {m.frm} to {m.to} does "

@@ -157,7 +157,8 @@ class Transport:
         p = self.peers.pop(peer_id, None)
         if p is not None:
             self.loop.create_task(p.stop())
-        conns = self._inbound.pop(peer_id, set())
+        # A copy: the listener's thread may discard from the set meanwhile.
+        conns = list(self._inbound.pop(peer_id, ()))
         lst = self.listener
         for c in conns:
             if lst is not None and lst.loop is not self.loop:
