@@ -90,10 +90,15 @@ def tally(list messages, Counters counters not None, uint64_t frm=0, uint64_t to
 cdef int _check_message(Message m) except -1:
     # Mirrors codec's own check (message_size/write_message trust their
     # input): fields are public, so a caller may have stored anything there.
+    cdef Py_ssize_t j, ne
+    cdef object e
     if m.entries is None or m.context is None:
         raise TypeError("transport: message entries/context must not be None")
-    for e in m.entries:
-        if not isinstance(e, Entry):
+    ne = PyList_GET_SIZE(m.entries)
+    for j in range(ne):
+        e = <object>PyList_GET_ITEM(m.entries, j)
+        # Entry is final: an exact type check is enough and costs no MRO walk.
+        if type(e) is not Entry:
             raise TypeError(f"transport: message entries must be Entry, got "
                             f"{e.__class__.__name__}")
         if PyBytes_GET_SIZE((<Entry>e).data) > 0xFFFFFFFF:
