@@ -37,7 +37,7 @@ Wire format (protocol version 1):
 - Refusals (logged once with the peer address, then the connection closes):
   412 unknown cluster id, 404 unknown target node, 403 sender removed,
   400 malformed request or frame, 413 frame or snapshot over the limit,
-  431 head too large, 405 wrong method.
+  431 head too large, 405 wrong method, 408 no complete head within 10 s.
 - ``GET /raft/status`` (JSON of every server behind the listener) and
   ``GET /metrics`` (Prometheus text) on the same port.
 """

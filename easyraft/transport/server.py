@@ -47,8 +47,10 @@ _registry: dict[tuple[str, int], "Listener"] = {}
 _registry_lock = threading.Lock()
 
 _MAX_HEADERS = 64
-# Reads before the upgrade (and snapshot bodies) land here before httptools.
-_SCRATCH_SIZE = 256 * 1024
+# Read size for snapshot bodies (they go through httptools' chunk parser).
+_SNAPSHOT_READ_SIZE = 256 * 1024
+# Seconds a connection may take to send its request head.
+HEAD_TIMEOUT = 10.0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -212,7 +214,10 @@ class _ServerProtocol(asyncio.BufferedProtocol):
         self._error: RequestError | None = None
         self._frm = 0
         self._to = 0
-        self._scratch = bytearray(_SCRATCH_SIZE)     # reads before/without the upgrade
+        # Reads before the upgrade land here (a head is at most MAX_HEAD_SIZE);
+        # a snapshot request swaps in a larger one for its body.
+        self._scratch = bytearray(MAX_HEAD_SIZE)
+        self._head_timer: asyncio.TimerHandle | None = None
         self._reader: FrameReader | None = None     # set once the stream is upgraded
         self._stats: Any = None
         self._snap: SnapshotReader | None = None
@@ -224,9 +229,18 @@ class _ServerProtocol(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.listener.conns.add(self)
+        # A client that never finishes its head must not hold the connection.
+        self._head_timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT,
+                                                                 self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        if self._state == _HEAD:
+            self._reject(RequestError(408, f"no complete request head in {HEAD_TIMEOUT} s"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.conns.discard(self)
+        if self._head_timer is not None:
+            self._head_timer.cancel()
         if self.target is not None:
             self.target.stream_closed(self._frm, self)
         if self._state == _SNAPSHOT and self.target is not None:
@@ -352,6 +366,7 @@ class _ServerProtocol(asyncio.BufferedProtocol):
                                         f"Upgrade: {UPGRADE_TOKEN.decode()}")
         else:
             self._snap = SnapshotReader(target.max_frame, target.max_snapshot_size)
+            self._scratch = bytearray(_SNAPSHOT_READ_SIZE)
             self._state = _SNAPSHOT
 
     def _number(self, name: bytes) -> int:

@@ -179,3 +179,21 @@ def test_listener_shared_across_event_loops(loop_name):
     finally:
         for lt in (a, b, c):
             lt.close()
+
+
+def test_listener_closes_connection_without_head(loop_name, monkeypatch):
+    from easyraft.transport import server
+    monkeypatch.setattr(server, "HEAD_TIMEOUT", 0.2)
+
+    async def main() -> None:
+        t = Transport(Recorder(1, 1), "http://127.0.0.1:0", max_size_per_msg=1 << 20)
+        await t.start()
+        port = int(t.listen_url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /raft/stream HTTP/1.1\r\nX-Raft-")    # ...and nothing more
+        reply = await asyncio.wait_for(reader.read(), 30)
+        assert reply.startswith(b"HTTP/1.1 408 ")
+        writer.close()
+        await t.stop()
+
+    run(loop_name, main)
