@@ -25,11 +25,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from easyraft._core.codec import decode_frames, encode_frames  # noqa: E402
-from easyraft._core.types import (ConfState, Entry, Message, MsgType, Snapshot,  # noqa: E402
-                                  SnapshotMetadata)
-from easyraft.transport import Transport  # noqa: E402
-from easyraft.transport.protocol import STREAM_PATH, request_head  # noqa: E402
+from easyraft._core.codec import decode_frames, encode_frames
+from easyraft._core.types import ConfState, Entry, Message, MsgType, Snapshot, SnapshotMetadata
+
+from easyraft.transport import Transport
+from easyraft.transport.protocol import STREAM_PATH, request_head
 
 
 def install(loop: str) -> None:

@@ -7,7 +7,8 @@ rendering walks them only when /metrics is scraped.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from easyraft._core.types import MsgType
 from easyraft._core.wire import Counters
@@ -21,9 +22,18 @@ _TYPE_NAMES = {int(t): t.name for t in MsgType}
 class PeerStats:
     """What one local node counted about one remote peer."""
 
-    __slots__ = ("sent", "received", "dropped",
-                 "reconnects", "dial_failures", "snap_sent_ok", "snap_sent_failed",
-                 "snap_recv_ok", "snap_recv_failed", "last_heard")
+    __slots__ = (
+        "dial_failures",
+        "dropped",
+        "last_heard",
+        "received",
+        "reconnects",
+        "sent",
+        "snap_recv_failed",
+        "snap_recv_ok",
+        "snap_sent_failed",
+        "snap_sent_ok",
+    )
 
     def __init__(self) -> None:
         self.sent = Counters()
@@ -63,7 +73,7 @@ _HELP = [
 ]
 
 
-def render(transports: Iterable["Transport"], rejected: dict[int, int]) -> str:
+def render(transports: Iterable[Transport], rejected: dict[int, int]) -> str:
     """Return the Prometheus text exposition of these transports' counters."""
     rows: dict[str, list[str]] = {name: [] for name, _, _ in _HELP}
     for t in transports:

@@ -28,7 +28,12 @@ import httptools
 from easyraft._core.types import Message
 from easyraft._core.wire import encode_batch
 from easyraft.transport.protocol import (
-    SNAPSHOT_PATH, STREAM_PATH, TransportError, parse_url, request_head)
+    SNAPSHOT_PATH,
+    STREAM_PATH,
+    TransportError,
+    parse_url,
+    request_head,
+)
 from easyraft.transport.snapshot import compressed_chunks
 
 if TYPE_CHECKING:
@@ -64,7 +69,7 @@ class _Reply:
 class _StreamClient(asyncio.Protocol):
     """Our side of an outbound stream: the upgrade handshake, then writes only."""
 
-    def __init__(self, peer: "Peer", head: bytes) -> None:
+    def __init__(self, peer: Peer, head: bytes) -> None:
         loop = peer.t.loop
         self.peer = peer
         self.tr: asyncio.Transport | None = None
@@ -76,8 +81,9 @@ class _StreamClient(asyncio.Protocol):
         self._upgraded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.tr = transport  # type: ignore[assignment]
-        self.tr.write(self._head)
+        assert isinstance(transport, asyncio.Transport)
+        self.tr = transport
+        transport.write(self._head)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -190,7 +196,7 @@ class _SnapshotClient(asyncio.Protocol):
 class Peer:
     """The outbound side of the link to one remote node."""
 
-    def __init__(self, t: "Transport", peer_id: int, url: str) -> None:
+    def __init__(self, t: Transport, peer_id: int, url: str) -> None:
         self.t = t
         self.id = peer_id
         self.url = ""

@@ -31,8 +31,17 @@ from easyraft._core.types import CodecError, FrameTooLargeError
 from easyraft._core.wire import FrameReader, tally
 from easyraft.transport import metrics
 from easyraft.transport.protocol import (
-    MAX_HEAD_SIZE, METRICS_PATH, PROTOCOL_VERSION, SNAPSHOT_PATH, STATUS_PATH, STREAM_PATH,
-    UPGRADE_TOKEN, RequestError, TransportError, response)
+    MAX_HEAD_SIZE,
+    METRICS_PATH,
+    PROTOCOL_VERSION,
+    SNAPSHOT_PATH,
+    STATUS_PATH,
+    STREAM_PATH,
+    UPGRADE_TOKEN,
+    RequestError,
+    TransportError,
+    response,
+)
 from easyraft.transport.snapshot import SnapshotReader
 from easyraft.transport.tls import TLSConfig
 
@@ -41,7 +50,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("easyraft.transport")
 
-_registry: dict[tuple[str, int], "Listener"] = {}
+_registry: dict[tuple[str, int], Listener] = {}
 # Guards _registry and every Listener.routes: transports on different loop
 # threads may start and stop at the same time.
 _registry_lock = threading.Lock()
@@ -76,7 +85,7 @@ class Listener:
         self.loop = loop
         self.server: asyncio.AbstractServer | None = None
         # cluster_id -> node_id -> Transport; mutated under _registry_lock.
-        self.routes: dict[int, dict[int, "Transport"]] = {}
+        self.routes: dict[int, dict[int, Transport]] = {}
         self.conns: set[_ServerProtocol] = set()
         self.rejected: dict[int, int] = {}
 
@@ -84,11 +93,11 @@ class Listener:
         self.server = await self.loop.create_server(
             lambda: _ServerProtocol(self), sock=self.sock, ssl=self.ssl, backlog=1024)
 
-    def transports(self) -> list["Transport"]:
+    def transports(self) -> list[Transport]:
         with _registry_lock:
             return [t for nodes in self.routes.values() for t in nodes.values()]
 
-    def lookup(self, cluster_id: int, node_id: int) -> "Transport":
+    def lookup(self, cluster_id: int, node_id: int) -> Transport:
         with _registry_lock:
             nodes = self.routes.get(cluster_id)
             if nodes is None:
@@ -110,13 +119,13 @@ class Listener:
         return json.dumps({"listen": f"{self.host}:{self.port}", "servers": servers},
                           default=str).encode()
 
-    def close_connections(self, target: "Transport | None" = None) -> None:
+    def close_connections(self, target: Transport | None = None) -> None:
         for c in list(self.conns):
             if target is None or c.target is target:
                 c.abort()
 
 
-async def attach(t: "Transport", host: str, port: int, tls: TLSConfig | None) -> Listener:
+async def attach(t: Transport, host: str, port: int, tls: TLSConfig | None) -> Listener:
     """Register t behind the listener for host:port, binding it if needed."""
     loop = asyncio.get_running_loop()
     new = False
@@ -151,9 +160,9 @@ async def attach(t: "Transport", host: str, port: int, tls: TLSConfig | None) ->
     return lst
 
 
-async def detach(t: "Transport", lst: Listener) -> None:
+async def detach(t: Transport, lst: Listener) -> None:
     """Unregister t; close the listener when it was the last, or hand it over."""
-    handover: "Transport | None" = None
+    handover: Transport | None = None
     close = False
     with _registry_lock:
         nodes = lst.routes.get(t.cluster_id, {})
@@ -203,7 +212,7 @@ class _ServerProtocol(asyncio.BufferedProtocol):
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
-        self.target: "Transport | None" = None
+        self.target: Transport | None = None
         self._tr: asyncio.Transport | None = None
         self._peer = "?"
         self._state = _HEAD
@@ -253,7 +262,7 @@ class _ServerProtocol(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._state == _STREAM and self._reader is not None:
-            return self._reader.get_buffer()  # type: ignore[no-any-return]
+            return self._reader.get_buffer()
         return memoryview(self._scratch)
 
     def buffer_updated(self, nbytes: int) -> None:

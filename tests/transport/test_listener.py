@@ -6,13 +6,14 @@ import json
 import threading
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import trustme
-
 from easyraft._core.types import Message, MsgType
+
 from easyraft.transport import TLSConfig, Transport, TransportError
 
 T = TypeVar("T")

@@ -4,13 +4,20 @@ from __future__ import annotations
 import struct
 
 import pytest
+from easyraft._core.codec import decode_frames, encode_frames
+from easyraft._core.types import (
+    CodecError,
+    Entry,
+    FrameTooLargeError,
+    Message,
+    MsgType,
+    Snapshot,
+    SnapshotMetadata,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import easyraft._core.wire as wire
-from easyraft._core.codec import decode_frames, encode_frames
-from easyraft._core.types import (CodecError, Entry, FrameTooLargeError, Message, MsgType,
-                                  Snapshot, SnapshotMetadata)
+from easyraft._core import wire
 from easyraft._core.wire import Counters, FrameReader, encode_batch, group_by_to, tally
 
 
