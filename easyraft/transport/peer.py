@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -81,9 +81,9 @@ class _StreamClient(asyncio.Protocol):
         self._upgraded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.tr = transport
-        transport.write(self._head)
+        # uvloop's transports are not asyncio.Transport subclasses: cast, don't check.
+        self.tr = cast(asyncio.Transport, transport)
+        self.tr.write(self._head)
 
     def data_received(self, data: bytes) -> None:
         try:
