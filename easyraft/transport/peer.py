@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
@@ -301,6 +302,11 @@ class Peer:
                 lambda: _StreamClient(self, head), self._host, self._port, ssl=ssl_ctx,
                 server_hostname=self._host if ssl_ctx else None)
             await proto.handshake
+            # A peer host that vanishes without a FIN must still be noticed
+            # on an idle stream; raft's own heartbeats cover a busy one.
+            sock = proto.tr.get_extra_info("socket") if proto.tr is not None else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             return proto
         except BaseException:
             if proto is not None and proto.tr is not None:

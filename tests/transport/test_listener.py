@@ -198,3 +198,39 @@ def test_listener_closes_connection_without_head(loop_name, monkeypatch):
         await t.stop()
 
     run(loop_name, main)
+
+
+def test_peer_coalesces_one_iteration_into_one_write(loop_name):
+    async def main() -> None:
+        r = Recorder(1, 2)
+        rt = Transport(r, "http://127.0.0.1:0", max_size_per_msg=1 << 20)
+        st = Transport(Recorder(1, 1), "http://127.0.0.1:0", max_size_per_msg=1 << 20)
+        await rt.start()
+        await st.start()
+        st.add_peer(2, rt.listen_url)
+        peer = st.peers[2]
+        await until(lambda: peer.reachable, "stream up")
+        assert peer.conn is not None
+        writes: list[int] = []
+
+        class CountingTransport:
+            def __init__(self, tr: Any) -> None:
+                self.tr = tr
+
+            def write(self, data: bytes) -> None:
+                writes.append(len(data))
+                self.tr.write(data)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.tr, name)
+
+        peer.conn.tr = CountingTransport(peer.conn.tr)  # type: ignore[assignment]
+        for i in range(5):                    # five send() calls in one loop iteration
+            st.send([hb(1, 2, 10 + i), hb(1, 2, 20 + i)])
+        await until(lambda: len(r.got) == 10, "all ten arrive")
+        assert len(writes) == 1
+        assert [m.term for m in r.got] == [10, 20, 11, 21, 12, 22, 13, 23, 14, 24]
+        await st.stop()
+        await rt.stop()
+
+    run(loop_name, main)
