@@ -271,7 +271,9 @@ cdef class FrameReader:
     """Receive buffer and frame decoder for one inbound stream.
 
     Used from an asyncio.BufferedProtocol: the loop reads straight into
-    get_buffer()'s memoryview, feed(n) decodes every complete frame in place,
+    get_buffer()'s memoryview, feed(n) decodes complete frames in place
+    (checking that each is frm -> to and not a MsgSnap, and counting it into
+    `counters`, when those are given),
     and a partial frame is moved to the front only when the buffer is full.
     This avoids the per-read bytes object and the bytearray concatenations
     of a data_received() design, which cost more than decoding for large
@@ -286,12 +288,19 @@ cdef class FrameReader:
     cdef Py_ssize_t _start  # unread bytes are _buf[_start:_end]
     cdef Py_ssize_t _end    # invariant: 0 <= _start <= _end <= len(_buf)
     cdef Py_ssize_t _max_frame
+    cdef Counters _counters # decoded messages are counted here (may be None)
+    cdef uint64_t _frm      # when non-zero: every message must be frm -> to, not MsgSnap
+    cdef uint64_t _to
 
-    def __cinit__(self, Py_ssize_t max_frame, Py_ssize_t initial=256 * 1024):
+    def __cinit__(self, Py_ssize_t max_frame, Py_ssize_t initial=256 * 1024,
+                  Counters counters=None, uint64_t frm=0, uint64_t to=0):
         self._buf = bytearray(max(initial, 64))
         self._start = 0
         self._end = 0
         self._max_frame = max_frame
+        self._counters = counters
+        self._frm = frm
+        self._to = to
 
     @property
     def pending(self):
@@ -353,6 +362,7 @@ cdef class FrameReader:
     cdef list _decode(self):
         cdef Reader r, fr
         cdef uint32_t n
+        cdef Message m
         cdef list out = []
         r.buf = (<const char *>self._buf) + self._start
         r.len = self._end - self._start
@@ -373,9 +383,19 @@ cdef class FrameReader:
             fr.buf = r.buf + r.pos + FRAME_PREFIX_SIZE
             fr.len = n
             fr.pos = 0
-            out.append(read_message(&fr))
+            m = read_message(&fr)
             if fr.pos != fr.len:
                 raise CodecError(f"codec: {fr.len - fr.pos} trailing bytes after message frame")
+            # Routing is checked here, while decoding, so that a misrouted
+            # batch fails whole and counting needs no second pass (the frame
+            # length is the framed size).
+            if self._frm and (m.frm != self._frm or m.to != self._to or m.type == MsgSnap):
+                raise CodecError(f"transport: message type {m.type} from {m.frm} to {m.to} "
+                                 f"does not belong on stream {self._frm}->{self._to}")
+            if self._counters is not None:
+                self._counters._msgs[m.type] += 1
+                self._counters._bytes[m.type] += FRAME_PREFIX_SIZE + n
+            out.append(m)
             r.pos += FRAME_PREFIX_SIZE + n
         self._start += r.pos
         if self._start == self._end:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from easyraft._core.types import CodecError, FrameTooLargeError
-from easyraft._core.wire import FrameReader, tally
+from easyraft._core.wire import FrameReader
 from easyraft.transport import metrics
 from easyraft.transport.protocol import (
     MAX_HEAD_SIZE,
@@ -270,9 +270,9 @@ class _ServerProtocol(asyncio.BufferedProtocol):
             reader = self._reader
             try:
                 msgs = reader.feed(nbytes)
-                while msgs:
-                    if not self._deliver(msgs):
-                        return
+                # The node may close this stream from process() (remove_peer).
+                while msgs and self._state == _STREAM:
+                    self._deliver(msgs)
                     msgs = reader.next_batch()
             except FrameTooLargeError as e:
                 self._reject(RequestError(413, str(e)))
@@ -394,7 +394,8 @@ class _ServerProtocol(asyncio.BufferedProtocol):
     def _start_stream(self, rest: bytes) -> None:
         assert self._tr is not None and self.target is not None
         self._state = _STREAM
-        self._reader = FrameReader(self.target.max_frame)
+        self._reader = FrameReader(self.target.max_frame, counters=self._stats.received,
+                                   frm=self._frm, to=self._to)
         self._tr.write(response(101))
         self.target.stream_opened(self._frm, self)
         if rest:
@@ -409,18 +410,10 @@ class _ServerProtocol(asyncio.BufferedProtocol):
             if msgs:
                 self._deliver(msgs)
 
-    def _deliver(self, msgs: list[Any]) -> bool:
-        """Hand a batch to the node; False (and the stream refused) if one is misrouted."""
-        st = self._stats
-        bad = tally(msgs, st.received, self._frm, self._to, False)
-        if bad >= 0:
-            m = msgs[bad]
-            self._reject(RequestError(400, f"message {m.type} from {m.frm} to {m.to} does "
-                                           f"not belong on stream {self._frm}->{self._to}"))
-            return False
+    def _deliver(self, msgs: list[Any]) -> None:
+        """Hand a batch (checked and counted by the FrameReader) to the node."""
         assert self.target is not None
-        self.target.receive(self._frm, msgs, st)
-        return True
+        self.target.receive(self._frm, msgs, self._stats)
 
     # -- snapshot ----------------------------------------------------------------
 

@@ -120,3 +120,17 @@ def test_wire_frame_reader_batches_and_errors():
         bad.push(struct.pack("<I", 3) + b"\x01\x02\x03")
     with pytest.raises(ValueError):
         FrameReader(1024).feed(10 ** 6)
+
+
+def test_wire_frame_reader_checks_routing_and_counts():
+    c = Counters()
+    r = FrameReader(1 << 20, counters=c, frm=1, to=2)
+    good = [msg(frm=1, to=2, n=2), msg(frm=1, to=2, t=MsgType.MsgHeartbeat)]
+    data = encode_frames(good)
+    assert r.push(data) == good
+    assert c.messages == 2 and c.bytes == len(data)
+    for bad in (msg(frm=3, to=2), msg(frm=1, to=4),
+                Message(type=MsgType.MsgSnap, to=2, frm=1,
+                        snapshot=Snapshot(b"x", SnapshotMetadata()))):
+        with pytest.raises(CodecError, match="does not belong"):
+            FrameReader(1 << 20, frm=1, to=2).push(encode_frames([good[0], bad]))
