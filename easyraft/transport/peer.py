@@ -323,7 +323,7 @@ class Peer:
                 conn = await asyncio.wait_for(self._dial(), t.dial_timeout)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - any dial failure means backoff
                 self.stats.dial_failures += 1
                 self._set_error(f"dial {url}: {e}")
             else:
@@ -397,7 +397,7 @@ class Peer:
                                m.snapshot.metadata.index if m.snapshot else 0, reply.text())
         except asyncio.CancelledError:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure is report_snapshot(False)
             logger.warning("transport: snapshot to peer %d at %s failed: %s", self.id, self.url, e)
         finally:
             if ok:

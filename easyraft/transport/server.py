@@ -112,7 +112,7 @@ class Listener:
         for t in self.transports():
             try:
                 st = t.handler.status()
-            except Exception as e:  # a status page must not fail for one server
+            except Exception as e:  # noqa: BLE001 - a status page must not fail for one server
                 st = {"error": repr(e)}
             servers.append({"cluster_id": t.cluster_id, "node_id": t.node_id,
                             "url": t.listen_url, "status": st, "peers": t.peer_status()})
