@@ -31,6 +31,9 @@ class RaftHandler(Protocol):
 
     process() and the report_* calls run on the node's loop thread; they must
     be cheap and must not raise (an exception is logged and swallowed).
+    is_removed() and status() are called on the listener's loop thread, which
+    is another thread when this node's loop is not the one that bound the
+    shared listener: keep them to reading plain attributes.
     """
 
     cluster_id: int

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 import trustme
-from easyraft._core.types import Message, MsgType
+from easyraft._core.types import Entry, Message, MsgType
 
 from easyraft.transport import TLSConfig, Transport, TransportError
 
@@ -230,6 +230,27 @@ def test_peer_coalesces_one_iteration_into_one_write(loop_name):
         await until(lambda: len(r.got) == 10, "all ten arrive")
         assert len(writes) == 1
         assert [m.term for m in r.got] == [10, 20, 11, 21, 12, 22, 13, 23, 14, 24]
+        await st.stop()
+        await rt.stop()
+
+    run(loop_name, main)
+
+
+def test_peer_drops_a_message_over_the_frame_limit_and_keeps_the_stream(loop_name):
+    async def main() -> None:
+        r = Recorder(1, 2)
+        rt = Transport(r, "http://127.0.0.1:0", max_size_per_msg=1 << 20, max_frame=4096)
+        st = Transport(Recorder(1, 1), "http://127.0.0.1:0", max_size_per_msg=1 << 20,
+                       max_frame=4096)
+        await rt.start()
+        await st.start()
+        st.add_peer(2, rt.listen_url)
+        big = Message(type=MsgType.MsgApp, to=2, frm=1, term=1,
+                      entries=[Entry(term=1, index=1, data=b"x" * 5000)])
+        st.send([hb(1, 2, 1), big, hb(1, 2, 2)])
+        await until(lambda: len(r.got) == 2, "the two small messages arrive")
+        assert [m.term for m in r.got] == [1, 2]
+        assert st.stats[2].dropped == 1 and st.peers[2].reachable
         await st.stop()
         await rt.stop()
 
