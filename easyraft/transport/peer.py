@@ -127,6 +127,9 @@ class _StreamClient(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(reason)
         if self.peer.conn is self:
+            # Stop flushes into a dead transport now; _run() notices the
+            # closed future on its next turn and goes to backoff.
+            self.peer.conn = None
             self.peer.paused = False
             self.peer.wake_writers()
 
@@ -275,7 +278,8 @@ class Peer:
         # Everything queued since the last flush goes out as one buffer.
         self._flush_scheduled = False
         conn = self.conn
-        if conn is None or conn.tr is None or self.paused or not self.pending:
+        if (conn is None or conn.tr is None or conn.tr.is_closing() or self.paused
+                or not self.pending):
             return
         batch, self.pending = self.pending, []
         buf, dropped = encode_batch(batch, self.stats.sent, self.t.max_frame)
@@ -325,8 +329,16 @@ class Peer:
                 raise
             except Exception as e:  # noqa: BLE001 - any dial failure means backoff
                 self.stats.dial_failures += 1
-                self._set_error(f"dial {url}: {e}")
+                why = f"timed out after {t.dial_timeout} s" if isinstance(
+                    e, asyncio.TimeoutError) else str(e) or type(e).__name__
+                self._set_error(f"dial {url}: {why}")
             else:
+                if url != self.url:
+                    # update_url() ran during the dial: this stream goes to
+                    # the old address. Drop it and dial the new one at once.
+                    assert conn.tr is not None
+                    conn.tr.close()
+                    continue
                 if self._connected_once:
                     self.stats.reconnects += 1
                 self._connected_once = True
