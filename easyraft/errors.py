@@ -60,6 +60,10 @@ class WALLockedError(RaftError):
     """Another process or server holds the WAL directory's lock."""
 
 
+class WALFailedError(RaftError):
+    """An earlier write or sync of the WAL failed; it must be reopened (its tail is unknown)."""
+
+
 class CorruptSnapshotError(RaftError):
     """A snapshot file failed its CRC or format check."""
 
@@ -83,5 +87,6 @@ __all__ = [
     "StepPeerNotFoundError",
     "TooLargeError",
     "UnavailableError",
+    "WALFailedError",
     "WALLockedError",
 ]

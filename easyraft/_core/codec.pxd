@@ -32,11 +32,3 @@ cdef char *write_message(char *p, Message m) except NULL
 
 cdef Entry read_entry(Reader *r)
 cdef Message read_message(Reader *r)
-
-cpdef bytes encode_entry(Entry e)
-cpdef Entry decode_entry(object data)
-cpdef bytes encode_hard_state(HardState hs)
-cpdef HardState decode_hard_state(object data)
-cpdef bytes encode_message(Message m)
-cpdef Message decode_message(object data)
-cpdef bytes encode_frames(list messages)

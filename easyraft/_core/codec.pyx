@@ -91,6 +91,13 @@ cdef ConfState _read_conf_state(Reader *r):
     _need(r, <Py_ssize_t>n * 8, b"conf state learners")
     for i in range(n):
         learners.append(_u64(r))
+    # Refuse what ConfState() itself refuses: id 0, duplicates, overlap.
+    ids = set(voters)
+    if 0 in ids or len(ids) != len(voters):
+        raise CodecError("codec: conf state voters contain 0 or duplicates")
+    lset = set(learners)
+    if 0 in lset or len(lset) != len(learners) or ids & lset:
+        raise CodecError("codec: conf state learners contain 0, duplicates or voters")
     return ConfState.new(voters, learners)
 
 
@@ -110,7 +117,9 @@ cdef Message read_message(Reader *r):
     cdef list entries
     cdef Entry e
     cdef SnapshotMetadata meta
-    _need(r, MESSAGE_HEADER_SIZE - 8, b"message header")
+    # Everything up to and including the context length; the entry count
+    # is checked after the context.
+    _need(r, MESSAGE_HEADER_SIZE - 4, b"message header")
     typ = <uint8_t>r.buf[r.pos]
     flags = <uint8_t>r.buf[r.pos + 1]
     if typ >= MSG_TYPE_COUNT:
@@ -266,7 +275,7 @@ cdef inline int _expect_end(Reader *r, const char *what) except -1:
 
 # --- public entry points ---------------------------------------------------
 
-cpdef bytes encode_entry(Entry e):
+def encode_entry(Entry e not None):
     """Return the binary form of one entry."""
     if PyBytes_GET_SIZE(e.data) > 0xFFFFFFFF:
         raise CodecError("codec: entry data larger than 4 GiB cannot be encoded")
@@ -275,7 +284,7 @@ cpdef bytes encode_entry(Entry e):
     return out
 
 
-cpdef Entry decode_entry(object data):
+def decode_entry(object data):
     """Parse one entry; CodecError if the bytes are not exactly one entry."""
     cdef Py_buffer view
     cdef Reader r
@@ -288,7 +297,7 @@ cpdef Entry decode_entry(object data):
         PyBuffer_Release(&view)
 
 
-cpdef bytes encode_hard_state(HardState hs):
+def encode_hard_state(HardState hs not None):
     """Return the 24-byte binary form of a hard state."""
     cdef bytes out = PyBytes_FromStringAndSize(NULL, HARD_STATE_SIZE)
     cdef char *p = PyBytes_AS_STRING(out)
@@ -298,15 +307,20 @@ cpdef bytes encode_hard_state(HardState hs):
     return out
 
 
-cpdef HardState decode_hard_state(object data):
+def decode_hard_state(object data):
     """Parse a hard state; CodecError unless the input is exactly 24 bytes."""
     cdef Py_buffer view
     cdef Reader r
+    cdef uint64_t term, vote, commit
     _open(data, &view, &r)
     try:
         if r.len != HARD_STATE_SIZE:
             raise CodecError(f"codec: hard state must be {HARD_STATE_SIZE} bytes, got {r.len}")
-        return HardState.new(_u64(&r), _u64(&r), _u64(&r))
+        # One statement per field: C leaves argument evaluation order open.
+        term = _u64(&r)
+        vote = _u64(&r)
+        commit = _u64(&r)
+        return HardState.new(term, vote, commit)
     finally:
         PyBuffer_Release(&view)
 
@@ -354,7 +368,7 @@ def decode_conf_state(object data):
         PyBuffer_Release(&view)
 
 
-cpdef bytes encode_message(Message m):
+def encode_message(Message m not None):
     """Return the binary form of one message."""
     _check_message(m)
     cdef Py_ssize_t size = message_size(m)
@@ -363,7 +377,7 @@ cpdef bytes encode_message(Message m):
     return out
 
 
-cpdef Message decode_message(object data):
+def decode_message(object data):
     """Parse one message; CodecError if the bytes are not exactly one message."""
     cdef Py_buffer view
     cdef Reader r
@@ -376,13 +390,16 @@ cpdef Message decode_message(object data):
         PyBuffer_Release(&view)
 
 
-cpdef bytes encode_frames(list messages):
+def encode_frames(list messages not None):
     """Encode messages as consecutive frames (u32 length + message): one
     buffer for one socket write."""
     cdef Py_ssize_t i, n = PyList_GET_SIZE(messages), total = 0, size
     cdef Message m
     for i in range(n):
-        m = <Message?>PyList_GET_ITEM(messages, i)
+        item = messages[i]
+        if not isinstance(item, Message):
+            raise TypeError(f"codec: encode_frames needs Message items, got {type(item).__name__}")
+        m = <Message>item
         _check_message(m)
         size = message_size(m)
         if size > 0xFFFFFFFF:

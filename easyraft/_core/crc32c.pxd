@@ -20,3 +20,8 @@ cdef void crc32c_update_x3(uint32_t *crc, const char **buf, const size_t *n) noe
 # and crc[i] is updated with them, in one pass over the bytes.
 cdef void crc32c_copy_update_x3(uint32_t *crc, char **dst, const char **src,
                                 const size_t *n) noexcept nogil
+
+# crc[i] = update(crc[i], prefix[i][:plen] + src[i][:n[i]]) while copying
+# src[i] to dst[i]: one call finishes three WAL records.
+cdef void crc32c_prefix_copy_update_x3(uint32_t *crc, const char **prefix, size_t plen,
+                                       char **dst, const char **src, const size_t *n) noexcept nogil

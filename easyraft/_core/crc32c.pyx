@@ -19,10 +19,16 @@ cdef extern from "crc32c_impl.h":
     void er_crc32c_hw_x3(uint32_t *crc, const char **buf, const size_t *n) noexcept nogil
     void er_crc32c_copy_sw_x3(uint32_t *crc, char **dst, const char **src, const size_t *n) noexcept nogil
     void er_crc32c_hw_copy_x3(uint32_t *crc, char **dst, const char **src, const size_t *n) noexcept nogil
+    void er_crc32c_prefix_copy_sw_x3(uint32_t *crc, const char **prefix, size_t plen, char **dst,
+                                     const char **src, const size_t *n) noexcept nogil
+    void er_crc32c_hw_prefix_copy_x3(uint32_t *crc, const char **prefix, size_t plen, char **dst,
+                                     const char **src, const size_t *n) noexcept nogil
 
 ctypedef uint32_t (*update_fn)(uint32_t, const char *, size_t) noexcept nogil
 ctypedef void (*update_x3_fn)(uint32_t *, const char **, const size_t *) noexcept nogil
 ctypedef void (*copy_x3_fn)(uint32_t *, char **, const char **, const size_t *) noexcept nogil
+ctypedef void (*prefix_copy_x3_fn)(uint32_t *, const char **, size_t, char **, const char **,
+                                   const size_t *) noexcept nogil
 
 # Buffers at least this long are checksummed without the GIL: below it the
 # release/reacquire costs more than it frees (~1 µs of work at 10 GB/s+).
@@ -32,6 +38,8 @@ cdef bint _cpu_has_hw = er_crc32c_init()
 cdef update_fn _update = er_crc32c_hw if _cpu_has_hw else er_crc32c_sw
 cdef update_x3_fn _update_x3 = er_crc32c_hw_x3 if _cpu_has_hw else er_crc32c_sw_x3
 cdef copy_x3_fn _copy_x3 = er_crc32c_hw_copy_x3 if _cpu_has_hw else er_crc32c_copy_sw_x3
+cdef prefix_copy_x3_fn _prefix_copy_x3 = (er_crc32c_hw_prefix_copy_x3 if _cpu_has_hw
+                                          else er_crc32c_prefix_copy_sw_x3)
 
 #: True when this build and CPU can use the SSE4.2 instruction.
 HAVE_HARDWARE = bool(_cpu_has_hw)
@@ -48,6 +56,11 @@ cdef void crc32c_update_x3(uint32_t *crc, const char **buf, const size_t *n) noe
 cdef void crc32c_copy_update_x3(uint32_t *crc, char **dst, const char **src,
                                 const size_t *n) noexcept nogil:
     _copy_x3(crc, dst, src, n)
+
+
+cdef void crc32c_prefix_copy_update_x3(uint32_t *crc, const char **prefix, size_t plen,
+                                       char **dst, const char **src, const size_t *n) noexcept nogil:
+    _prefix_copy_x3(crc, prefix, plen, dst, src, n)
 
 
 cdef uint32_t _run(update_fn fn, object data, uint32_t crc) except? 0xFFFFFFFF:
@@ -114,21 +127,46 @@ def crc32c_copy_x3(a, b, c):
     return (bytes(oa), bytes(ob), bytes(oc)), (crcs[0], crcs[1], crcs[2])
 
 
+def crc32c_prefix_copy_x3(prefixes, payloads):
+    """Return (copies, crcs) from the fused prefix+copy kernel for three
+    equal-length prefixes and three payloads (tests only)."""
+    cdef uint32_t crcs[3]
+    cdef const char *pre[3]
+    cdef const char *src[3]
+    cdef char *dst[3]
+    cdef size_t lens[3]
+    cdef list keep = [bytes(p) for p in prefixes] + [bytes(p) for p in payloads]
+    cdef list outs = [bytearray(len(keep[3 + i])) for i in range(3)]
+    cdef Py_ssize_t plen = len(keep[0])
+    if len(keep[1]) != plen or len(keep[2]) != plen:
+        raise ValueError("crc32c: prefixes must have the same length")
+    for i in range(3):
+        crcs[i] = 0
+        pre[i] = <bytes>keep[i]
+        src[i] = <bytes>keep[3 + i]
+        dst[i] = <char *>(<bytearray>outs[i])
+        lens[i] = len(keep[3 + i])
+    _prefix_copy_x3(crcs, pre, <size_t>plen, dst, src, lens)
+    return tuple(bytes(o) for o in outs), (crcs[0], crcs[1], crcs[2])
+
+
 def use_implementation(str name):
     """Select the path crc32c() and the WAL use: "hardware", "table" or "auto".
 
     For tests and benchmarks that must exercise the fallback on a CPU that
     has the instruction. Returns the name of the path now in use.
     """
-    global _update, _update_x3, _copy_x3
+    global _update, _update_x3, _copy_x3, _prefix_copy_x3
     if name == "auto":
         name = "hardware" if _cpu_has_hw else "table"
     if name == "hardware":
         if not _cpu_has_hw:
             raise RuntimeError("crc32c: the SSE4.2 crc32 instruction is not available here")
         _update, _update_x3, _copy_x3 = er_crc32c_hw, er_crc32c_hw_x3, er_crc32c_hw_copy_x3
+        _prefix_copy_x3 = er_crc32c_hw_prefix_copy_x3
     elif name == "table":
         _update, _update_x3, _copy_x3 = er_crc32c_sw, er_crc32c_sw_x3, er_crc32c_copy_sw_x3
+        _prefix_copy_x3 = er_crc32c_prefix_copy_sw_x3
     else:
         raise ValueError(f"crc32c: unknown implementation {name!r}")
     return name

@@ -12,8 +12,8 @@
 #
 # The odd 11-byte header puts an entry's payload (after codec's 21-byte entry
 # header) at offset 32 of the record, 8-byte aligned: the encoder's fused
-# copy+CRC loop runs ~1.7x slower into misaligned stores that split cache
-# lines (measured on this machine's AMD EPYC).
+# copy+CRC loop ran ~1.7x slower into misaligned stores that split cache
+# lines (C microbenchmark on this machine's AMD EPYC).
 #
 # Invariants: frame size = walrec_frame_size(len) is a multiple of 8; a record
 # header whose first 11 bytes are zero is never written (type 0 is invalid),
@@ -24,9 +24,10 @@
 # length and type), not every preceding record. Why: (1) a damaged record
 # does not make later records unverifiable, so the decoder can see that
 # valid records follow a bad one, which a torn tail never has; (2) the
-# encoder checksums three records in lockstep (crc32c_update_x3), which a
-# chain forbids, and that is what keeps a 64 x 512 B batch within 2x of a
-# bare bytes join. What the chain bought etcd - noticing dropped, reordered
+# encoder checksums three records in lockstep (crc32c_prefix_copy_update_x3),
+# which a chain forbids: one record at a time the crc32 instruction's 3-cycle
+# latency would cap it at a third of its throughput (~8 vs ~24 GB/s here),
+# and the checksum is most of an encode's cost. What the chain bought etcd - noticing dropped, reordered
 # or foreign records - is kept by a cheap second chain: `chain` folds each
 # record's 4-byte CRC, and every segment starts with a CRC record holding the
 # chain value at the end of the previous segment, which the decoder checks.

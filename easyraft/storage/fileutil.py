@@ -47,11 +47,12 @@ def fsync_dir(path: str) -> None:
 
 def pwrite_all(fd: int, data, offset: int) -> None:
     """Write all of `data` at `offset` (os.pwrite may write less than asked)."""
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
-        offset += n
+    n = os.pwrite(fd, data, offset)
+    if n == len(data):       # the usual case: one call, no memoryview
+        return
+    with memoryview(data) as view:
+        while n < len(view):
+            n += os.pwrite(fd, view[n:], offset + n)
 
 
 def preallocate(fd: int, size: int) -> None:

@@ -116,7 +116,11 @@ class Snapshotter:
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = dirpath
-        os.makedirs(dirpath, exist_ok=True)
+        if not os.path.isdir(dirpath):
+            os.makedirs(dirpath, exist_ok=True)
+            # The directory's own name must be durable before files in it
+            # can be: a crash could otherwise lose the whole directory.
+            fileutil.fsync_dir(os.path.dirname(os.path.abspath(dirpath)))
 
     def names(self) -> list[str]:
         """Snapshot file names, oldest first."""

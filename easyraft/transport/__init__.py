@@ -15,12 +15,21 @@ API (used by the node layer; everything but start/stop runs on the node's loop):
                   tls=None, queue_size=4096, max_frame=None, max_snapshot_size=1 << 36,
                   dial_timeout=5.0, backoff_min=0.05, backoff_max=2.0,
                   snapshot_chunk_size=1 << 20)
-    await t.start(); await t.stop()
-    t.add_peer(2, url); t.update_peer(2, url); t.remove_peer(2)
-    t.send(messages)                        # non-blocking, routes by m.to
+    await t.start(); await t.stop()         # start binds or joins the host:port listener
+    t.add_peer(2, url)                      # an existing id gets the new url
+    t.update_peer(2, url)                   # TransportError if 2 is unknown
+    t.remove_peer(2)                        # also closes 2's inbound streams
+    t.send(messages)                        # non-blocking, routes by m.to; MsgSnap on
+                                            # its own request, then report_snapshot
     t.peer_status() -> [{"id", "url", "reachable", "active", "error"}]
     t.listen_url                            # with the bound port once started
     t.metrics_text()                        # this transport's Prometheus text
+    await t.peers[2].wait_writable()        # for bulk producers only (benchmarks)
+
+Delivery is best effort, as raft expects: a message that cannot be queued
+(queue full, or the peer in backoff after a failed dial) is dropped and
+report_unreachable(peer) is called; messages queued while a dial is in
+progress are sent once it succeeds.
 
 Wire format (protocol version 1):
 
@@ -37,7 +46,7 @@ Wire format (protocol version 1):
 - Refusals (logged once with the peer address, then the connection closes):
   412 unknown cluster id, 404 unknown target node, 403 sender removed,
   400 malformed request or frame, 413 frame or snapshot over the limit,
-  431 head too large, 405 wrong method.
+  431 head too large, 405 wrong method, 408 no complete head within 10 s.
 - ``GET /raft/status`` (JSON of every server behind the listener) and
   ``GET /metrics`` (Prometheus text) on the same port.
 """

@@ -1,17 +1,17 @@
 """Per-peer counters and their Prometheus text rendering (GET /metrics).
 
-Counters are plain uint64 arrays indexed by MsgType so that the compiled
-tally() can add a whole batch without a Python loop per message; rendering
-walks them only when /metrics is scraped.
+Per-type counters are compiled Counters objects (C arrays indexed by
+MsgType) so that a whole batch is counted without a Python loop per message;
+rendering walks them only when /metrics is scraped.
 """
 from __future__ import annotations
 
 import time
-from array import array
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from easyraft._core.types import MsgType
-from easyraft._core.wire import TYPE_COUNT
+from easyraft._core.wire import Counters
 
 if TYPE_CHECKING:
     from easyraft.transport.transport import Transport
@@ -19,22 +19,25 @@ if TYPE_CHECKING:
 _TYPE_NAMES = {int(t): t.name for t in MsgType}
 
 
-def _zeros() -> array:
-    return array("Q", bytes(8 * TYPE_COUNT))
-
-
 class PeerStats:
     """What one local node counted about one remote peer."""
 
-    __slots__ = ("sent_msgs", "sent_bytes", "recv_msgs", "recv_bytes", "dropped",
-                 "reconnects", "dial_failures", "snap_sent_ok", "snap_sent_failed",
-                 "snap_recv_ok", "snap_recv_failed", "last_heard")
+    __slots__ = (
+        "dial_failures",
+        "dropped",
+        "last_heard",
+        "received",
+        "reconnects",
+        "sent",
+        "snap_recv_failed",
+        "snap_recv_ok",
+        "snap_sent_failed",
+        "snap_sent_ok",
+    )
 
     def __init__(self) -> None:
-        self.sent_msgs = _zeros()
-        self.sent_bytes = _zeros()
-        self.recv_msgs = _zeros()
-        self.recv_bytes = _zeros()
+        self.sent = Counters()
+        self.received = Counters()
         self.dropped = 0
         self.reconnects = 0
         self.dial_failures = 0
@@ -70,7 +73,7 @@ _HELP = [
 ]
 
 
-def render(transports: Iterable["Transport"], rejected: dict[int, int]) -> str:
+def render(transports: Iterable[Transport], rejected: dict[int, int]) -> str:
     """Return the Prometheus text exposition of these transports' counters."""
     rows: dict[str, list[str]] = {name: [] for name, _, _ in _HELP}
     for t in transports:
@@ -78,13 +81,13 @@ def render(transports: Iterable["Transport"], rejected: dict[int, int]) -> str:
         reachable = {p["id"]: p["reachable"] for p in t.peer_status()}
         for peer_id, st in sorted(t.stats.items()):
             lab = f'{base},peer="{peer_id}"'
-            for name, arr in (("messages_sent", st.sent_msgs), ("bytes_sent", st.sent_bytes),
-                              ("messages_received", st.recv_msgs),
-                              ("bytes_received", st.recv_bytes)):
-                for i, v in enumerate(arr):
-                    if v:
-                        rows[f"easyraft_transport_{name}_total"].append(
-                            f'{{{lab},type="{_TYPE_NAMES.get(i, i)}"}} {v}')
+            for direction, counters in (("sent", st.sent), ("received", st.received)):
+                for typ, msgs, nbytes in counters.rows():
+                    tl = f'{lab},type="{_TYPE_NAMES.get(typ, typ)}"'
+                    rows[f"easyraft_transport_messages_{direction}_total"].append(
+                        f"{{{tl}}} {msgs}")
+                    rows[f"easyraft_transport_bytes_{direction}_total"].append(
+                        f"{{{tl}}} {nbytes}")
             rows["easyraft_transport_dropped_messages_total"].append(f"{{{lab}}} {st.dropped}")
             rows["easyraft_transport_reconnects_total"].append(f"{{{lab}}} {st.reconnects}")
             rows["easyraft_transport_dial_failures_total"].append(

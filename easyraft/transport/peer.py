@@ -5,7 +5,7 @@ channel and a separate snapshot sender; this is the same on asyncio
 Protocols. Invariants:
 
 - send() never blocks and never awaits: messages go to a bounded list that is
-  flushed once per loop iteration as one encode_frames() buffer, one write.
+  flushed once per loop iteration as one buffer of codec frames, one write.
 - A message that cannot be queued (queue full, or the link is down and in
   backoff) is dropped, counted, and the node is told report_unreachable(),
   once per send() call; raft retransmits what matters.
@@ -21,15 +21,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+import socket
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
-from easyraft._core.codec import encode_frames, encode_message
 from easyraft._core.types import Message
-from easyraft._core.wire import tally
+from easyraft._core.wire import encode_batch
 from easyraft.transport.protocol import (
-    SNAPSHOT_PATH, STREAM_PATH, TransportError, parse_url, request_head)
+    SNAPSHOT_PATH,
+    STREAM_PATH,
+    TransportError,
+    parse_url,
+    request_head,
+)
 from easyraft.transport.snapshot import compressed_chunks
 
 if TYPE_CHECKING:
@@ -65,7 +70,7 @@ class _Reply:
 class _StreamClient(asyncio.Protocol):
     """Our side of an outbound stream: the upgrade handshake, then writes only."""
 
-    def __init__(self, peer: "Peer", head: bytes) -> None:
+    def __init__(self, peer: Peer, head: bytes) -> None:
         loop = peer.t.loop
         self.peer = peer
         self.tr: asyncio.Transport | None = None
@@ -77,7 +82,8 @@ class _StreamClient(asyncio.Protocol):
         self._upgraded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.tr = transport  # type: ignore[assignment]
+        # uvloop's transports are not asyncio.Transport subclasses: cast, don't check.
+        self.tr = cast(asyncio.Transport, transport)
         self.tr.write(self._head)
 
     def data_received(self, data: bytes) -> None:
@@ -121,7 +127,11 @@ class _StreamClient(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(reason)
         if self.peer.conn is self:
+            # Stop flushes into a dead transport now; _run() notices the
+            # closed future on its next turn and goes to backoff.
+            self.peer.conn = None
             self.peer.paused = False
+            self.peer.wake_writers()
 
     def pause_writing(self) -> None:
         self.peer.paused = True
@@ -129,6 +139,7 @@ class _StreamClient(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.peer.paused = False
         self.peer.schedule_flush()
+        self.peer.wake_writers()
 
 
 class _SnapshotClient(asyncio.Protocol):
@@ -189,7 +200,7 @@ class _SnapshotClient(asyncio.Protocol):
 class Peer:
     """The outbound side of the link to one remote node."""
 
-    def __init__(self, t: "Transport", peer_id: int, url: str) -> None:
+    def __init__(self, t: Transport, peer_id: int, url: str) -> None:
         self.t = t
         self.id = peer_id
         self.url = ""
@@ -206,6 +217,7 @@ class Peer:
         self._connected_once = False
         self._wake = asyncio.Event()
         self._snapshots: set[asyncio.Task[None]] = set()
+        self._writable: asyncio.Future[None] | None = None
         self._task = t.loop.create_task(self._run())
 
     def set_url(self, url: str) -> None:
@@ -241,6 +253,21 @@ class Peer:
         logger.debug("transport: dropped %d messages to peer %d: %s", n, self.id, why)
         self.t.report_unreachable(self.id)
 
+    async def wait_writable(self) -> None:
+        """Wait while the socket is above its high-water mark (pause_writing).
+
+        For producers that can wait (benchmarks, bulk tools); the node never
+        does: it relies on the bounded queue and drops.
+        """
+        while self.paused and self.state == _ACTIVE:
+            if self._writable is None or self._writable.done():
+                self._writable = self.t.loop.create_future()
+            await self._writable
+
+    def wake_writers(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
     def schedule_flush(self) -> None:
         if (not self._flush_scheduled and self.pending and self.state == _ACTIVE
                 and not self.paused):
@@ -251,29 +278,20 @@ class Peer:
         # Everything queued since the last flush goes out as one buffer.
         self._flush_scheduled = False
         conn = self.conn
-        if conn is None or conn.tr is None or self.paused or not self.pending:
+        if (conn is None or conn.tr is None or conn.tr.is_closing() or self.paused
+                or not self.pending):
             return
         batch, self.pending = self.pending, []
-        buf = encode_frames(batch)
-        if len(buf) > self.t.max_frame:
-            batch, buf = self._without_oversized(batch)
-        tally(batch, self.stats.sent_msgs, self.stats.sent_bytes)
+        buf, dropped = encode_batch(batch, self.stats.sent, self.t.max_frame)
+        if dropped:
+            # The peer would close the stream on a frame over its limit
+            # (413), so such a message is dropped here instead of costing
+            # every message behind it.
+            self.stats.dropped += len(dropped)
+            for m in dropped:
+                logger.error("transport: dropped %r to peer %d: its frame exceeds the limit "
+                             "of %d bytes", m, self.id, self.t.max_frame)
         conn.tr.write(buf)
-
-    def _without_oversized(self, batch: list[Message]) -> tuple[list[Message], bytes]:
-        # Slow path, only for batches larger than one frame may be: the peer
-        # would close the stream on a frame over its limit (413), so such a
-        # message is dropped here instead of costing every message behind it.
-        keep = []
-        for m in batch:
-            size = len(encode_message(m))
-            if size > self.t.max_frame:
-                logger.error("transport: dropped %s to peer %d: %d bytes exceed the frame "
-                             "limit %d", m, self.id, size, self.t.max_frame)
-                self.stats.dropped += 1
-            else:
-                keep.append(m)
-        return keep, encode_frames(keep)
 
     # -- connection ----------------------------------------------------------------
 
@@ -288,6 +306,11 @@ class Peer:
                 lambda: _StreamClient(self, head), self._host, self._port, ssl=ssl_ctx,
                 server_hostname=self._host if ssl_ctx else None)
             await proto.handshake
+            # A peer host that vanishes without a FIN must still be noticed
+            # on an idle stream; raft's own heartbeats cover a busy one.
+            sock = proto.tr.get_extra_info("socket") if proto.tr is not None else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             return proto
         except BaseException:
             if proto is not None and proto.tr is not None:
@@ -304,10 +327,18 @@ class Peer:
                 conn = await asyncio.wait_for(self._dial(), t.dial_timeout)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - any dial failure means backoff
                 self.stats.dial_failures += 1
-                self._set_error(f"dial {url}: {e}")
+                why = f"timed out after {t.dial_timeout} s" if isinstance(
+                    e, asyncio.TimeoutError) else str(e) or type(e).__name__
+                self._set_error(f"dial {url}: {why}")
             else:
+                if url != self.url:
+                    # update_url() ran during the dial: this stream goes to
+                    # the old address. Drop it and dial the new one at once.
+                    assert conn.tr is not None
+                    conn.tr.close()
+                    continue
                 if self._connected_once:
                     self.stats.reconnects += 1
                 self._connected_once = True
@@ -378,7 +409,7 @@ class Peer:
                                m.snapshot.metadata.index if m.snapshot else 0, reply.text())
         except asyncio.CancelledError:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure is report_snapshot(False)
             logger.warning("transport: snapshot to peer %d at %s failed: %s", self.id, self.url, e)
         finally:
             if ok:
@@ -395,6 +426,10 @@ class Peer:
             server_hostname=self._host if ssl_ctx else None), t.dial_timeout)
         tr = proto.tr
         assert tr is not None
+        # Room for a few compressed chunks in the socket buffer, so the
+        # kernel sends one while the loop compresses the next (with the
+        # default 64 KiB mark every chunk paused the stream until drained).
+        tr.set_write_buffer_limits(high=4 * t.snapshot_chunk_size)
         try:
             tr.write(request_head(SNAPSHOT_PATH, self._host, self._port, t.cluster_id,
                                   t.node_id, self.id, upgrade=False))

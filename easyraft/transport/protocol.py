@@ -36,6 +36,7 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     412: "Precondition Failed",
     413: "Payload Too Large",
     431: "Request Header Fields Too Large",

@@ -27,13 +27,21 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from easyraft._core.codec import decode_frames
 from easyraft._core.types import CodecError, FrameTooLargeError
-from easyraft._core.wire import tally
+from easyraft._core.wire import FrameReader
 from easyraft.transport import metrics
 from easyraft.transport.protocol import (
-    MAX_HEAD_SIZE, METRICS_PATH, PROTOCOL_VERSION, SNAPSHOT_PATH, STATUS_PATH, STREAM_PATH,
-    UPGRADE_TOKEN, RequestError, TransportError, response)
+    MAX_HEAD_SIZE,
+    METRICS_PATH,
+    PROTOCOL_VERSION,
+    SNAPSHOT_PATH,
+    STATUS_PATH,
+    STREAM_PATH,
+    UPGRADE_TOKEN,
+    RequestError,
+    TransportError,
+    response,
+)
 from easyraft.transport.snapshot import SnapshotReader
 from easyraft.transport.tls import TLSConfig
 
@@ -42,12 +50,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("easyraft.transport")
 
-_registry: dict[tuple[str, int], "Listener"] = {}
+_registry: dict[tuple[str, int], Listener] = {}
 # Guards _registry and every Listener.routes: transports on different loop
 # threads may start and stop at the same time.
 _registry_lock = threading.Lock()
 
 _MAX_HEADERS = 64
+# Read size for snapshot bodies (they go through httptools' chunk parser).
+_SNAPSHOT_READ_SIZE = 256 * 1024
+# Seconds a connection may take to send its request head.
+HEAD_TIMEOUT = 10.0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -73,7 +85,7 @@ class Listener:
         self.loop = loop
         self.server: asyncio.AbstractServer | None = None
         # cluster_id -> node_id -> Transport; mutated under _registry_lock.
-        self.routes: dict[int, dict[int, "Transport"]] = {}
+        self.routes: dict[int, dict[int, Transport]] = {}
         self.conns: set[_ServerProtocol] = set()
         self.rejected: dict[int, int] = {}
 
@@ -81,11 +93,11 @@ class Listener:
         self.server = await self.loop.create_server(
             lambda: _ServerProtocol(self), sock=self.sock, ssl=self.ssl, backlog=1024)
 
-    def transports(self) -> list["Transport"]:
+    def transports(self) -> list[Transport]:
         with _registry_lock:
             return [t for nodes in self.routes.values() for t in nodes.values()]
 
-    def lookup(self, cluster_id: int, node_id: int) -> "Transport":
+    def lookup(self, cluster_id: int, node_id: int) -> Transport:
         with _registry_lock:
             nodes = self.routes.get(cluster_id)
             if nodes is None:
@@ -100,20 +112,20 @@ class Listener:
         for t in self.transports():
             try:
                 st = t.handler.status()
-            except Exception as e:  # a status page must not fail for one server
+            except Exception as e:  # noqa: BLE001 - a status page must not fail for one server
                 st = {"error": repr(e)}
             servers.append({"cluster_id": t.cluster_id, "node_id": t.node_id,
                             "url": t.listen_url, "status": st, "peers": t.peer_status()})
         return json.dumps({"listen": f"{self.host}:{self.port}", "servers": servers},
                           default=str).encode()
 
-    def close_connections(self, target: "Transport | None" = None) -> None:
+    def close_connections(self, target: Transport | None = None) -> None:
         for c in list(self.conns):
             if target is None or c.target is target:
                 c.abort()
 
 
-async def attach(t: "Transport", host: str, port: int, tls: TLSConfig | None) -> Listener:
+async def attach(t: Transport, host: str, port: int, tls: TLSConfig | None) -> Listener:
     """Register t behind the listener for host:port, binding it if needed."""
     loop = asyncio.get_running_loop()
     new = False
@@ -148,9 +160,9 @@ async def attach(t: "Transport", host: str, port: int, tls: TLSConfig | None) ->
     return lst
 
 
-async def detach(t: "Transport", lst: Listener) -> None:
+async def detach(t: Transport, lst: Listener) -> None:
     """Unregister t; close the listener when it was the last, or hand it over."""
-    handover: "Transport | None" = None
+    handover: Transport | None = None
     close = False
     with _registry_lock:
         nodes = lst.routes.get(t.cluster_id, {})
@@ -189,12 +201,18 @@ async def detach(t: "Transport", lst: Listener) -> None:
 _HEAD, _STREAM, _SNAPSHOT, _WAIT, _DONE = range(5)
 
 
-class _ServerProtocol(asyncio.Protocol):
-    """One accepted connection: an HTTP/1.1 head, then a frame stream or a snapshot body."""
+class _ServerProtocol(asyncio.BufferedProtocol):
+    """One accepted connection: an HTTP/1.1 head, then a frame stream or a snapshot body.
+
+    A BufferedProtocol so that, once upgraded, the loop reads straight into
+    the stream's FrameReader and frames are decoded where they landed (no
+    bytes object per read, no buffer concatenation). Before that, and for
+    snapshot bodies, reads go to a scratch buffer and on to httptools.
+    """
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
-        self.target: "Transport | None" = None
+        self.target: Transport | None = None
         self._tr: asyncio.Transport | None = None
         self._peer = "?"
         self._state = _HEAD
@@ -205,8 +223,11 @@ class _ServerProtocol(asyncio.Protocol):
         self._error: RequestError | None = None
         self._frm = 0
         self._to = 0
-        self._buf = bytearray()    # stream bytes not yet forming a whole frame
-        self._max_frame = 0
+        # Reads before the upgrade land here (a head is at most MAX_HEAD_SIZE);
+        # a snapshot request swaps in a larger one for its body.
+        self._scratch = bytearray(MAX_HEAD_SIZE)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._reader: FrameReader | None = None     # set once the stream is upgraded
         self._stats: Any = None
         self._snap: SnapshotReader | None = None
 
@@ -217,9 +238,18 @@ class _ServerProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.listener.conns.add(self)
+        # A client that never finishes its head must not hold the connection.
+        self._head_timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT,
+                                                                 self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        if self._state == _HEAD:
+            self._reject(RequestError(408, f"no complete request head in {HEAD_TIMEOUT} s"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.conns.discard(self)
+        if self._head_timer is not None:
+            self._head_timer.cancel()
         if self.target is not None:
             self.target.stream_closed(self._frm, self)
         if self._state == _SNAPSHOT and self.target is not None:
@@ -228,12 +258,30 @@ class _ServerProtocol(asyncio.Protocol):
                            self._peer, self._frm, self._snap.compressed if self._snap else 0)
         self._state = _DONE
         self._snap = None
-        self._buf = bytearray()
+        self._reader = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._state == _STREAM and self._reader is not None:
+            return self._reader.get_buffer()
+        return memoryview(self._scratch)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._state == _STREAM and self._reader is not None:
+            reader = self._reader
+            try:
+                msgs = reader.feed(nbytes)
+                # The node may close this stream from process() (remove_peer).
+                while msgs and self._state == _STREAM:
+                    self._deliver(msgs)
+                    msgs = reader.next_batch()
+            except FrameTooLargeError as e:
+                self._reject(RequestError(413, str(e)))
+            except CodecError as e:
+                self._reject(RequestError(400, str(e)))
+            return
+        self.data_received(bytes(memoryview(self._scratch)[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
-        if self._state == _STREAM:
-            self._on_stream(data)
-            return
         if self._state not in (_HEAD, _SNAPSHOT):
             return      # after the request: ignore until we close
         if self._state == _HEAD:
@@ -319,7 +367,6 @@ class _ServerProtocol(asyncio.Protocol):
         if target.handler.is_removed(self._frm):
             raise RequestError(403, f"node {self._frm} was removed from cluster {cluster_id}")
         self.target = target
-        self._max_frame = target.max_frame
         self._stats = target.stats_for(self._frm)
         if path == STREAM_PATH:
             upgrade = self._headers.get(b"upgrade", b"")
@@ -328,6 +375,7 @@ class _ServerProtocol(asyncio.Protocol):
                                         f"Upgrade: {UPGRADE_TOKEN.decode()}")
         else:
             self._snap = SnapshotReader(target.max_frame, target.max_snapshot_size)
+            self._scratch = bytearray(_SNAPSHOT_READ_SIZE)
             self._state = _SNAPSHOT
 
     def _number(self, name: bytes) -> int:
@@ -346,41 +394,26 @@ class _ServerProtocol(asyncio.Protocol):
     def _start_stream(self, rest: bytes) -> None:
         assert self._tr is not None and self.target is not None
         self._state = _STREAM
+        self._reader = FrameReader(self.target.max_frame, counters=self._stats.received,
+                                   frm=self._frm, to=self._to)
         self._tr.write(response(101))
         self.target.stream_opened(self._frm, self)
         if rest:
-            self._on_stream(rest)
-
-    def _on_stream(self, data: bytes) -> None:
-        # Decode straight from the received bytes when nothing is buffered,
-        # so the common case (whole frames per read) copies nothing.
-        if self._buf:
-            self._buf += data
-            buf: bytes | bytearray = self._buf
-        else:
-            buf = data
-        try:
-            msgs, used = decode_frames(buf, self._max_frame)
-        except FrameTooLargeError as e:
-            self._reject(RequestError(413, str(e)))
-            return
-        except CodecError as e:
-            self._reject(RequestError(400, str(e)))
-            return
-        if buf is self._buf:
-            del self._buf[:used]
-        elif used < len(data):
-            self._buf = bytearray(memoryview(data)[used:])
-        if msgs:
-            st = self._stats
-            bad = tally(msgs, st.recv_msgs, st.recv_bytes, self._frm, self._to, False)
-            if bad >= 0:
-                m = msgs[bad]
-                self._reject(RequestError(400, f"message {m.type} from {m.frm} to {m.to} does "
-                                               f"not belong on stream {self._frm}->{self._to}"))
+            try:
+                msgs = self._reader.push(rest)
+            except FrameTooLargeError as e:
+                self._reject(RequestError(413, str(e)))
                 return
-            assert self.target is not None
-            self.target.receive(self._frm, msgs, st)
+            except CodecError as e:
+                self._reject(RequestError(400, str(e)))
+                return
+            if msgs:
+                self._deliver(msgs)
+
+    def _deliver(self, msgs: list[Any]) -> None:
+        """Hand a batch (checked and counted by the FrameReader) to the node."""
+        assert self.target is not None
+        self.target.receive(self._frm, msgs, self._stats)
 
     # -- snapshot ----------------------------------------------------------------
 
@@ -434,7 +467,7 @@ class _ServerProtocol(asyncio.Protocol):
         self.listener.rejected[err.status] = self.listener.rejected.get(err.status, 0) + 1
         logger.warning("transport: refused %s from %s: %s", "stream" if was_stream else "request",
                        self._peer, err)
-        self._buf = bytearray()
+        self._reader = None
         self._snap = None
         # After a 101 the server->client direction carries nothing but this
         # final status, so the dialer can log why its stream was closed.

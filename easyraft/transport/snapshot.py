@@ -17,7 +17,7 @@ the snapshot once plus O(chunk) of buffers.
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 import lz4.frame
 
@@ -43,7 +43,7 @@ def snapshot_header(m: Message) -> bytes:
                     index=m.index, commit=m.commit, reject=m.reject,
                     reject_hint=m.reject_hint, context=m.context,
                     snapshot=Snapshot(b"", snap.metadata))
-    enc = encode_message(shell)
+    enc: bytes = encode_message(shell)
     return _U32.pack(len(enc)) + enc + _U64.pack(len(snap.data))
 
 

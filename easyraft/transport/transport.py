@@ -13,7 +13,8 @@ import ssl
 import time
 from typing import Any, Protocol, runtime_checkable
 
-from easyraft._core.types import Message, MsgType
+from easyraft._core.types import Message
+from easyraft._core.wire import group_by_to
 from easyraft.transport import server
 from easyraft.transport.metrics import PeerStats, render
 from easyraft.transport.peer import Peer
@@ -23,8 +24,6 @@ from easyraft.transport.tls import TLSConfig
 
 logger = logging.getLogger("easyraft.transport")
 
-_MSG_SNAP = int(MsgType.MsgSnap)
-
 
 @runtime_checkable
 class RaftHandler(Protocol):
@@ -32,6 +31,9 @@ class RaftHandler(Protocol):
 
     process() and the report_* calls run on the node's loop thread; they must
     be cheap and must not raise (an exception is logged and swallowed).
+    is_removed() and status() are called on the listener's loop thread, which
+    is another thread when this node's loop is not the one that bound the
+    shared listener: keep them to reading plain attributes.
     """
 
     cluster_id: int
@@ -158,7 +160,8 @@ class Transport:
         p = self.peers.pop(peer_id, None)
         if p is not None:
             self.loop.create_task(p.stop())
-        conns = self._inbound.pop(peer_id, set())
+        # A copy: the listener's thread may discard from the set meanwhile.
+        conns = list(self._inbound.pop(peer_id, ()))
         lst = self.listener
         for c in conns:
             if lst is not None and lst.loop is not self.loop:
@@ -177,21 +180,14 @@ class Transport:
 
     def send(self, messages: list[Message]) -> None:
         """Queue messages by m.to; MsgSnap goes on its own request. Never blocks."""
-        groups: dict[int, list[Message]] = {}
-        for m in messages:
-            if m.type == _MSG_SNAP:
-                p = self.peers.get(m.to)
-                if p is None:
-                    self._unknown(m.to, 1)
-                    self.report_snapshot(m.to, False)
-                else:
-                    p.send_snapshot(m)
-                continue
-            g = groups.get(m.to)
-            if g is None:
-                groups[m.to] = [m]
+        groups, snaps = group_by_to(messages)
+        for m in snaps:
+            p = self.peers.get(m.to)
+            if p is None:
+                self._unknown(m.to, 1)
+                self.report_snapshot(m.to, False)
             else:
-                g.append(m)
+                p.send_snapshot(m)
         for to, msgs in groups.items():
             p = self.peers.get(to)
             if p is None:

@@ -73,3 +73,19 @@ def test_crc32c_use_implementation_selects_path():
 def test_crc32c_rejects_non_buffer():
     with pytest.raises(TypeError):
         mod.crc32c("text")
+
+
+def test_crc32c_and_walrec_are_compiled():
+    from easyraft._core import walrec
+    for m in (mod, walrec):
+        assert m.__file__.endswith((".so", ".pyd")), m.__file__
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plen=st.integers(0, 40), seed=st.binary(min_size=3, max_size=3),
+       a=st.binary(max_size=2000), b=st.binary(max_size=2000), c=st.binary(max_size=2000))
+def test_crc32c_prefix_copy_x3_matches_single(path, plen, seed, a, b, c):
+    prefixes = [bytes([s]) * plen for s in seed]
+    copies, crcs = mod.crc32c_prefix_copy_x3(prefixes, [a, b, c])
+    assert copies == (a, b, c)
+    assert crcs == tuple(crcmod_crc32c(p + x) for p, x in zip(prefixes, (a, b, c)))

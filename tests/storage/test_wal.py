@@ -34,6 +34,11 @@ def write_log(d, n, batch=10, seg=SEG, size=100, meta=b"meta"):
     w.close()
 
 
+def _save_batches(w, lo, hi, batch=10):
+    for i in range(lo, hi, batch):
+        w.save(HardState(term=1, vote=1, commit=min(i + batch, hi) - 1), ents(i, min(i + batch, hi)), True)
+
+
 def reopen(d, snap_index=0, snap_term=0, seg=SEG):
     w = WAL.open(d, snap_index, snap_term, segment_size=seg)
     meta, hs, es = w.read_all()
@@ -133,7 +138,9 @@ def test_wal_group_commit_one_fdatasync_per_synced_save(tmp_path, monkeypatch):
     w = WAL.create(d, b"m", segment_size=1 << 20)
     calls = []
     real = fileutil.fdatasync
-    monkeypatch.setattr(fileutil, "fdatasync", lambda fd: (calls.append(fd), real(fd)))
+    # Count syncs of the tail only (the preallocation thread syncs its own file).
+    monkeypatch.setattr(fileutil, "fdatasync",
+                        lambda fd: (calls.append(fd) if fd == w._fd else None, real(fd)))
     w.save(HardState(term=1), ents(1, 65), must_sync=True)
     assert len(calls) == 1
     w.save(None, ents(65, 70), must_sync=False)
@@ -149,8 +156,11 @@ def test_wal_group_commit_one_fdatasync_per_synced_save(tmp_path, monkeypatch):
 def test_wal_failed_sync_makes_wal_unusable(tmp_path, monkeypatch):
     d = str(tmp_path / "wal")
     w = WAL.create(d, b"m", segment_size=SEG)
+    real = fileutil.fdatasync
 
     def broken(fd):
+        if fd != w._fd:
+            return real(fd)
         raise OSError(5, "Input/output error")
     monkeypatch.setattr(fileutil, "fdatasync", broken)
     with pytest.raises(OSError):
@@ -334,6 +344,17 @@ def test_wal_foreign_segment_is_caught_by_chain(tmp_path):
     assert "chain" in ei.value.reason
 
 
+def test_wal_segment_preparation_runs_ahead_and_is_cleaned_up(tmp_path):
+    d = str(tmp_path / "wal")
+    w = WAL.create(d, b"m", segment_size=SEG)
+    w._pipeline._next.result()             # the next segment is ready before any cut
+    assert any(n.endswith(".tmp") and os.path.getsize(os.path.join(d, n)) == SEG for n in os.listdir(d))
+    _save_batches(w, 1, 401)
+    assert len(w.segments) > 3
+    w.close()
+    assert not [n for n in os.listdir(d) if n.endswith(".tmp")]
+
+
 def test_wal_stale_tmp_segment_is_removed(tmp_path):
     d = str(tmp_path / "wal")
     write_log(d, 20)
@@ -396,11 +417,6 @@ def test_wal_lock_second_process(tmp_path):
 
 # --- release / purge ----------------------------------------------------------------
 
-def _save_batches(w, lo, hi, batch=10):
-    for i in range(lo, hi, batch):
-        w.save(HardState(term=1, vote=1, commit=min(i + batch, hi) - 1), ents(i, min(i + batch, hi)), True)
-
-
 def test_wal_purge_keeps_what_recovery_needs(tmp_path):
     d = str(tmp_path / "wal")
     w = WAL.create(d, b"m", segment_size=SEG)
@@ -421,7 +437,7 @@ def test_wal_purge_keeps_what_recovery_needs(tmp_path):
     # Exactly the segments before the one holding index 400 went, oldest first.
     assert removed == before[:holder]
     assert names == before[holder:]
-    assert sorted(os.listdir(d)) == sorted(names + [".lock"])
+    assert sorted(n for n in os.listdir(d) if not n.endswith(".tmp")) == sorted(names + [".lock"])
     w.save(None, ents(601, 610), True)
     w.close()
     w, _, _, es = reopen(d, 400, 1)
@@ -452,3 +468,30 @@ def test_wal_valid_snapshot_entries(tmp_path):
     w.save_snapshot(90, 1)               # beyond the commit in the hard state
     w.close()
     assert walmod.valid_snapshot_entries(d) == [(0, 0), (1, 40)]
+
+
+def test_wal_save_skips_empty_hard_state_and_takes_any_sequence(tmp_path):
+    d = str(tmp_path / "wal")
+    w = WAL.create(d, b"m", segment_size=SEG)
+    off = w._offset
+    w.save(HardState(), [], must_sync=True)          # nothing to write (etcd: IsEmptyHardState)
+    assert w._offset == off
+    w.save(HardState(), tuple(ents(1, 3)), must_sync=True)
+    w.close()
+    w, _, hs, es = reopen(d)
+    w.close()
+    assert hs == HardState() and es == ents(1, 3)
+
+
+def test_wal_refused_log_is_not_modified_even_its_torn_tail(tmp_path):
+    d, tail, start, end = _log_with_last_record(tmp_path)
+    with open(tail, "r+b") as f:
+        f.seek(end)
+        f.write(b"\x5a" * 30)                 # a torn write after the last record
+    before = open(tail, "rb").read()
+    with pytest.raises(CorruptWALError, match="not found"):
+        reopen(d, 999, 1)                     # no such snapshot marker
+    assert open(tail, "rb").read() == before
+    w, _, _, es = reopen(d)                   # a good open repairs it
+    w.close()
+    assert len(es) == 21 and open(tail, "rb").read()[end:end + 30] == bytes(30)

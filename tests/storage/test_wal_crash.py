@@ -14,10 +14,11 @@ import sys
 
 from easyraft.storage.wal import WAL
 
-from tests.storage.crash_writer import payload
+from .crash_writer import payload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEG = 64 * 1024
+WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crash_writer.py")
 
 
 def test_wal_survives_sigkill_at_random_moments(tmp_path):
@@ -26,8 +27,7 @@ def test_wal_survives_sigkill_at_random_moments(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT)
     acked_max = 0
     for round_ in range(12):
-        proc = subprocess.Popen([sys.executable, "-m", "tests.storage.crash_writer", d,
-                                 str(round_), str(SEG)],
+        proc = subprocess.Popen([sys.executable, WRITER, d, str(round_), str(SEG)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
         try:
             want_acks = rng.randint(1, 40)

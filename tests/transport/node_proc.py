@@ -18,8 +18,8 @@ import threading
 import zlib
 from typing import Any
 
-from easyraft._core.types import (ConfState, Entry, Message, MsgType, Snapshot,
-                                  SnapshotMetadata)
+from easyraft._core.types import ConfState, Entry, Message, MsgType, Snapshot, SnapshotMetadata
+
 from easyraft.transport import TLSConfig, Transport
 
 

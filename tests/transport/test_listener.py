@@ -6,13 +6,14 @@ import json
 import threading
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import trustme
+from easyraft._core.types import Entry, Message, MsgType
 
-from easyraft._core.types import Message, MsgType
 from easyraft.transport import TLSConfig, Transport, TransportError
 
 T = TypeVar("T")
@@ -179,3 +180,78 @@ def test_listener_shared_across_event_loops(loop_name):
     finally:
         for lt in (a, b, c):
             lt.close()
+
+
+def test_listener_closes_connection_without_head(loop_name, monkeypatch):
+    from easyraft.transport import server
+    monkeypatch.setattr(server, "HEAD_TIMEOUT", 0.2)
+
+    async def main() -> None:
+        t = Transport(Recorder(1, 1), "http://127.0.0.1:0", max_size_per_msg=1 << 20)
+        await t.start()
+        port = int(t.listen_url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /raft/stream HTTP/1.1\r\nX-Raft-")    # ...and nothing more
+        reply = await asyncio.wait_for(reader.read(), 30)
+        assert reply.startswith(b"HTTP/1.1 408 ")
+        writer.close()
+        await t.stop()
+
+    run(loop_name, main)
+
+
+def test_peer_coalesces_one_iteration_into_one_write(loop_name):
+    async def main() -> None:
+        r = Recorder(1, 2)
+        rt = Transport(r, "http://127.0.0.1:0", max_size_per_msg=1 << 20)
+        st = Transport(Recorder(1, 1), "http://127.0.0.1:0", max_size_per_msg=1 << 20)
+        await rt.start()
+        await st.start()
+        st.add_peer(2, rt.listen_url)
+        peer = st.peers[2]
+        await until(lambda: peer.reachable, "stream up")
+        assert peer.conn is not None
+        writes: list[int] = []
+
+        class CountingTransport:
+            def __init__(self, tr: Any) -> None:
+                self.tr = tr
+
+            def write(self, data: bytes) -> None:
+                writes.append(len(data))
+                self.tr.write(data)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.tr, name)
+
+        peer.conn.tr = CountingTransport(peer.conn.tr)  # type: ignore[assignment]
+        for i in range(5):                    # five send() calls in one loop iteration
+            st.send([hb(1, 2, 10 + i), hb(1, 2, 20 + i)])
+        await until(lambda: len(r.got) == 10, "all ten arrive")
+        assert len(writes) == 1
+        assert [m.term for m in r.got] == [10, 20, 11, 21, 12, 22, 13, 23, 14, 24]
+        await st.stop()
+        await rt.stop()
+
+    run(loop_name, main)
+
+
+def test_peer_drops_a_message_over_the_frame_limit_and_keeps_the_stream(loop_name):
+    async def main() -> None:
+        r = Recorder(1, 2)
+        rt = Transport(r, "http://127.0.0.1:0", max_size_per_msg=1 << 20, max_frame=4096)
+        st = Transport(Recorder(1, 1), "http://127.0.0.1:0", max_size_per_msg=1 << 20,
+                       max_frame=4096)
+        await rt.start()
+        await st.start()
+        st.add_peer(2, rt.listen_url)
+        big = Message(type=MsgType.MsgApp, to=2, frm=1, term=1,
+                      entries=[Entry(term=1, index=1, data=b"x" * 5000)])
+        st.send([hb(1, 2, 1), big, hb(1, 2, 2)])
+        await until(lambda: len(r.got) == 2, "the two small messages arrive")
+        assert [m.term for m in r.got] == [1, 2]
+        assert st.stats[2].dropped == 1 and st.peers[2].reachable
+        await st.stop()
+        await rt.stop()
+
+    run(loop_name, main)
