@@ -81,13 +81,14 @@ class RaftServer:
         except RuntimeError:
             coro.close()
             raise ServerStoppedError("server is deleted") from None
-        try:
-            # The coroutine enforces `timeout` itself; the margin here only
-            # guards against a wedged loop.
-            return fut.result(None if timeout is None else timeout + 5.0)
-        except concurrent.futures.TimeoutError:
+        # The coroutine enforces `timeout` itself; the margin here only
+        # guards against a wedged loop. (Wait first, then take the result:
+        # RaftTimeoutError is a TimeoutError too and must pass through.)
+        done, _ = concurrent.futures.wait([fut], None if timeout is None else timeout + 5.0)
+        if not done:
             fut.cancel()
-            raise RaftTimeoutError("the server's loop did not answer in time") from None
+            raise RaftTimeoutError("the server's loop did not answer in time")
+        return fut.result()
 
     def _shutdown_loop(self) -> None:
         if self._thread.is_alive():

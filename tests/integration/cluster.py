@@ -136,7 +136,9 @@ class LocalCluster:
 
         def agreed() -> bool:
             leads = {self.servers[i].status()["leader"] for i in ids}
-            if len(leads) == 1 and 0 not in leads:
+            # The leader must be one of `ids`: right after a leader stops,
+            # the others still name it until they elect a new one.
+            if len(leads) == 1 and leads <= set(ids):
                 found.append(leads.pop())
                 return True
             return False
