@@ -333,6 +333,14 @@ class Peer:
                     e, asyncio.TimeoutError) else str(e) or type(e).__name__
                 self._set_error(f"dial {url}: {why}")
             else:
+                if self.state == _STOPPED:
+                    # stop() ran while the dial finished: on Python 3.11,
+                    # wait_for() can return the result and swallow the
+                    # cancellation. Without this check the task would mark
+                    # itself active and wait on a stream nobody closes.
+                    if conn.tr is not None:
+                        conn.tr.close()
+                    return
                 if url != self.url:
                     # update_url() ran during the dial: this stream goes to
                     # the old address. Drop it and dial the new one at once.
