@@ -120,7 +120,7 @@ class Applier:
                     raise TypeError(f"get_snapshot must return bytes, got {type(data).__name__}")
                 result: Any = bytes(data)
                 try:
-                    cb.free_snapshot(data)  # type: ignore[arg-type]
+                    cb.free_snapshot(data)
                 except Exception:
                     logger.exception("free_snapshot raised")
             except Exception as e:

@@ -99,7 +99,7 @@ class Cluster:
     def wait_leader(self, among: list[int], timeout: float = 20.0) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            leaders = set()
+            leaders: set[int] = set()
             for i in among:
                 st = self.status(i)
                 if st is None:

@@ -158,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not key:
                 raise ValueError("empty key")
             if not stale:
-                raft.read_barrier(timeout=self.server.timeout)
+                raft.read_barrier(timeout=self.server.request_timeout)
             v = kv.get(key)
             if v is None:
                 self._reply(HTTPStatus.NOT_FOUND, b"")
@@ -174,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError(f"invalid key {key!r}")
             value = self._body()
             self.server.raft.propose_and_wait(KVStore.encode_put(key, value),
-                                              timeout=self.server.timeout)
+                                              timeout=self.server.request_timeout)
             self._reply(HTTPStatus.NO_CONTENT)
         self._guard(put)
 
@@ -186,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError("POST only on /cluster/<id>")
             node_id = int(key.split("/", 1)[1])
             url = self._body().decode("utf-8", errors="replace").strip()
-            self.server.raft.add_server(node_id, url, timeout=self.server.timeout * 5)
+            self.server.raft.add_server(node_id, url, timeout=self.server.request_timeout * 5)
             self._reply(HTTPStatus.NO_CONTENT)
         self._guard(add)
 
@@ -196,12 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
         def delete() -> None:
             if key.startswith("cluster/"):
                 node_id = int(key.split("/", 1)[1])
-                self.server.raft.remove_server(node_id, timeout=self.server.timeout * 5)
+                self.server.raft.remove_server(node_id, timeout=self.server.request_timeout * 5)
             else:
                 if not key:
                     raise ValueError("empty key")
                 self.server.raft.propose_and_wait(KVStore.encode_delete(key),
-                                                  timeout=self.server.timeout)
+                                                  timeout=self.server.request_timeout)
             self._reply(HTTPStatus.NO_CONTENT)
         self._guard(delete)
 
@@ -214,7 +214,8 @@ class _KVHTTPServer(ThreadingHTTPServer):
         super().__init__(addr, _Handler)
         self.raft = raft
         self.kv = kv
-        self.timeout = timeout
+        # Not `timeout`: socketserver.BaseServer.timeout is the handle_request() wait.
+        self.request_timeout = timeout
 
 
 def serve(config: Any, http_addr: tuple[str, int], *, timeout: float = 5.0,

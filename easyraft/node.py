@@ -274,7 +274,8 @@ class Node:
             if self.wal is not None:
                 self.wal.close()
             err = ServerStoppedError("server stopped")
-            for fut in itertools.chain(self._tagged.values(), self._reads.values()):
+            waiters: list[asyncio.Future[Any]] = [*self._tagged.values(), *self._reads.values()]
+            for fut in waiters:
                 if not fut.done():
                     fut.set_exception(err)
             if self._pending_cc is not None and not self._pending_cc[1].done():
@@ -357,6 +358,7 @@ class Node:
         for m in messages:
             if m.type != MsgType.MsgSnap:
                 continue
+            assert m.snapshot is not None  # the core always attaches one to a MsgSnap
             cs = m.snapshot.metadata.conf_state
             if m.to in cs.voters or m.to in cs.learners:
                 continue
@@ -760,6 +762,7 @@ class Node:
     async def process_snapshot(self, message: Message) -> None:
         if self.rawnode is None or not self._running:
             raise ServerStoppedError("server is stopped")
+        assert message.snapshot is not None  # SnapshotReceiver refuses a MsgSnap without one
         decode_snapshot_data(message.snapshot.data)   # refuse a foreign envelope early
         self.process([message])
 

@@ -32,7 +32,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
             pass
         else:
-            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+            return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 
@@ -175,7 +175,8 @@ class RaftServer:
 
     @property
     def is_leader(self) -> bool:
-        return self.status()["state"] == "LEADER"
+        state: str = self.status()["state"]
+        return state == "LEADER"
 
 
 async def _sync(fn: Any) -> Any:

@@ -7,6 +7,9 @@ kernel in the most obvious Python, so the two can be compared byte for byte
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
 
 _POLY = 0x82F63B78
 
@@ -48,19 +51,44 @@ def encode_entry(term: int, index: int, type: int, data: bytes) -> bytes:
     return struct.pack("<QQBI", term, index, type, len(data)) + data
 
 
-def encode_record(type: int, data: bytes, crc_fn=crc32c) -> bytes:
+class _CrcFn(Protocol):
+    def __call__(self, data: bytes, crc: int = 0, /) -> int: ...
+
+
+class _EntryLike(Protocol):
+    @property
+    def term(self) -> int: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def type(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+class _HardStateLike(Protocol):
+    @property
+    def term(self) -> int: ...
+    @property
+    def vote(self) -> int: ...
+    @property
+    def commit(self) -> int: ...
+
+
+def encode_record(type: int, data: bytes, crc_fn: _CrcFn = crc32c) -> bytes:
     """One framed record: u32 crc | u32 len | u8 type | 2 zero bytes | data | pad."""
     body = struct.pack("<IB2x", len(data), type) + data
     pad = frame_size(len(data)) - RECORD_HEADER_SIZE - len(data)
     return struct.pack("<I", crc_fn(body)) + body + b"\0" * pad
 
 
-def fold_chain(chain: int, record: bytes, crc_fn=crc32c) -> int:
+def fold_chain(chain: int, record: bytes, crc_fn: _CrcFn = crc32c) -> int:
     """The segment chain after `record`: it folds the record's 4 CRC bytes."""
     return crc_fn(record[:4], chain)
 
 
-def encode_batch(entries, hard_state=None, chain: int = 0, crc_fn=crc32c) -> tuple[bytes, int]:
+def encode_batch(entries: Iterable[_EntryLike], hard_state: _HardStateLike | None = None,
+                 chain: int = 0, crc_fn: _CrcFn = crc32c) -> tuple[bytes, int]:
     """What walrec.Encoder(chain).encode(entries, hard_state) returns, and the
     chain after it. `entries` are objects with term/index/type/data."""
     out = []
@@ -76,7 +104,7 @@ def encode_batch(entries, hard_state=None, chain: int = 0, crc_fn=crc32c) -> tup
     return b"".join(out), chain
 
 
-def decode_records(buf: bytes, crc_fn=crc32c):
+def decode_records(buf: bytes, crc_fn: _CrcFn = crc32c) -> Iterator[tuple[int, bytes, int]]:
     """Yield (type, data, offset) for each good record; stop at a zero header.
 
     Raises ValueError at the first bad record (no torn/corrupt distinction:

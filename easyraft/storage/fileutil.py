@@ -45,7 +45,7 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def pwrite_all(fd: int, data, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
     """Write all of `data` at `offset` (os.pwrite may write less than asked)."""
     n = os.pwrite(fd, data, offset)
     if n == len(data):       # the usual case: one call, no memoryview

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import struct
+from collections.abc import Iterable
 
 import lz4.frame
 
@@ -64,7 +65,7 @@ def encode_snapshot_file(snapshot: Snapshot, peers: dict[int, str]) -> bytes:
         raw = url.encode("utf-8")
         parts += [_PEER.pack(node_id, len(raw)), raw]
     parts += [_U64.pack(len(snapshot.data)), snapshot.data]
-    body = lz4.frame.compress(b"".join(parts))
+    body: bytes = lz4.frame.compress(b"".join(parts))
     return MAGIC + _U32.pack(crc32c(body)) + body
 
 
@@ -173,7 +174,9 @@ class Snapshotter:
                 f"not what its name says")
         return snap, peers
 
-    def load_newest_available(self, valid=None) -> tuple[Snapshot, dict[int, str]] | None:
+    def load_newest_available(
+        self, valid: Iterable[tuple[int, int]] | None = None
+    ) -> tuple[Snapshot, dict[int, str]] | None:
         """Return (snapshot, peers) from the newest loadable file, or None.
 
         `valid`, when given, is a collection of (term, index) pairs (e.g.
@@ -194,7 +197,7 @@ class Snapshotter:
                 os.rename(os.path.join(self.dirpath, name), broken)
         return None
 
-    def purge(self, max_files: int, valid=None) -> list[str]:
+    def purge(self, max_files: int, valid: Iterable[tuple[int, int]] | None = None) -> list[str]:
         """Remove the oldest snapshot files while more than `max_files` remain.
 
         0 keeps everything. Never removes the newest file, nor the newest

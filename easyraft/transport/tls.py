@@ -28,8 +28,10 @@ class TLSConfig:
         the peer URL (IP addresses work when the certificate lists them).
     """
 
-    cert_file: str
-    key_file: str
+    # None only in a CA-only config: such a node can dial peers that do not ask
+    # for client certificates, but cannot serve https itself.
+    cert_file: str | None
+    key_file: str | None
     ca_file: str | None = None
     check_hostname: bool = True
 
@@ -48,6 +50,9 @@ class TLSConfig:
             raise TransportError(f"transport: TLS client setup failed: {e}") from e
 
     def _server_context(self) -> ssl.SSLContext:
+        if self.cert_file is None:
+            raise TransportError("transport: TLS server setup failed: serving https needs "
+                                 "tls_cert_file and tls_key_file")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.cert_file, self.key_file)
@@ -64,5 +69,6 @@ class TLSConfig:
         else:
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
         ctx.check_hostname = self.check_hostname
-        ctx.load_cert_chain(self.cert_file, self.key_file)
+        if self.cert_file is not None:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
         return ctx
