@@ -41,9 +41,10 @@ import os
 import re
 import struct
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from easyraft._core.codec import decode_entry
 from easyraft._core.types import CodecError, Entry, HardState
@@ -52,6 +53,8 @@ from easyraft.errors import CorruptWALError, WALFailedError
 from easyraft.storage import fileutil
 
 logger = logging.getLogger("easyraft.wal")
+
+_T = TypeVar("_T")
 
 SEGMENT_SIZE = 64 * 1024 * 1024
 # Smallest segment accepted: room for the segment header records plus data.
@@ -82,7 +85,9 @@ def parse_segment_name(name: str) -> tuple[int, int] | None:
 
 class Segment(NamedTuple):
     seq: int
-    index: int      # first entry index expected in it (last index + 1 at cut)
+    # First entry index expected in it (last index + 1 at cut). The field
+    # shadows tuple.index(), which nothing calls.
+    index: int  # type: ignore[assignment]
     name: str
 
 
@@ -120,7 +125,7 @@ def _read_file(path: str) -> bytes:
         return f.read()
 
 
-def _last_nonzero_end(data) -> int:
+def _last_nonzero_end(data: bytes) -> int:
     # End of the last non-zero byte: where a torn tail's garbage stops.
     return len(bytes(data).rstrip(b"\0"))
 
@@ -135,7 +140,7 @@ def _read_segment_start(path: str, dec: Decoder) -> int:
         raise CorruptWALError(path, exc.offset, exc.reason) from None
     if rec is None or rec[0] != CRC:
         raise CorruptWALError(path, 0, "segment does not start with a crc record")
-    return _CRC.unpack(rec[1])[0]
+    return int(_CRC.unpack(rec[1])[0])
 
 
 class _FilePipeline:
@@ -383,6 +388,7 @@ class WAL:
         self._metadata = metadata
         self._state = state
         self._last_index = max(entries[-1].index if entries else 0, last_seen)
+        assert chain is not None  # set by every segment, and there is at least one
         self._encoder = Encoder(chain)
         self._open_tail(end)
         self._pipeline = _FilePipeline(self.dirpath, self.segment_size)
@@ -417,7 +423,8 @@ class WAL:
 
     # --- writing -------------------------------------------------------------
 
-    def save(self, hard_state: HardState | None, entries: list[Entry], must_sync: bool = True) -> None:
+    def save(self, hard_state: HardState | None, entries: Iterable[Entry],
+             must_sync: bool = True) -> None:
         """Append `entries` then `hard_state` (either may be empty/None).
 
         With must_sync, returns after one fdatasync that makes this call and
@@ -431,6 +438,7 @@ class WAL:
             return
         if not isinstance(entries, list):
             entries = list(entries)
+        assert self._encoder is not None  # _check_writable: read_all() ran
         buf = self._encoder.encode(entries, hard_state)
         self._write(buf)
         if entries:
@@ -449,6 +457,7 @@ class WAL:
         at a snapshot that does not exist; the reverse is harmless).
         """
         self._check_writable()
+        assert self._encoder is not None  # _check_writable: read_all() ran
         self._write(self._encoder.encode_record(SNAPSHOT, _SNAP.pack(index, term)))
         self._last_index = max(self._last_index, index)
         self._last_snap_index = max(self._last_snap_index, index)
@@ -460,6 +469,7 @@ class WAL:
     def sync(self) -> None:
         """Make everything written so far durable (one fdatasync)."""
         self._check_writable()
+        assert self._fd is not None  # _check_writable: open
         try:
             fileutil.fdatasync(self._fd)
         except OSError as exc:
@@ -467,6 +477,7 @@ class WAL:
             raise
 
     def _write(self, buf: bytes) -> None:
+        assert self._fd is not None  # callers ran _check_writable
         try:
             fileutil.pwrite_all(self._fd, buf, self._offset)
         except OSError as exc:
@@ -490,6 +501,7 @@ class WAL:
         # Close the full segment at its last record (durably: fsync covers
         # the new size), then start the next one. A crash in between leaves
         # the old segment as an exact-size tail, which open() re-extends.
+        assert self._fd is not None and self._pipeline is not None  # callers: _check_writable
         try:
             os.ftruncate(self._fd, self._offset)
             fileutil.fsync(self._fd)
@@ -510,6 +522,7 @@ class WAL:
         # ownership of fd.
         name = segment_name(seq, index)
         path = os.path.join(self.dirpath, name)
+        assert self._encoder is not None  # created (create) or read_all() ran (open)
         header = self._encoder.encode_record(CRC, _CRC.pack(self._encoder.chain))
         header += self._encoder.encode_record(METADATA, self._metadata)
         if seq == 0:
@@ -603,7 +616,7 @@ class WAL:
     def __enter__(self) -> "WAL":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __del__(self) -> None:  # pragma: no cover - a forgotten close still drops the lock
@@ -626,7 +639,7 @@ def decode_hard_state(payload: bytes) -> HardState:
     return HardState(term=term, vote=vote, commit=commit)
 
 
-def _decode(path: str, offset: int, fn, payload):
+def _decode(path: str, offset: int, fn: Callable[[bytes], _T], payload: bytes) -> _T:
     try:
         return fn(payload)
     except (CodecError, struct.error) as exc:
@@ -648,7 +661,7 @@ class WALRecord(NamedTuple):
     file: str
     offset: int
     type: str           # "crc", "metadata", "entry", "state", "snapshot", or "torn" (last)
-    value: object       # int chain | bytes | Entry | HardState | (index, term) | reason str
+    value: Any          # by type: int chain | bytes | Entry | HardState | (index, term) | reason str
 
 
 @dataclass
@@ -676,7 +689,7 @@ class VerifyReport:
         return self.corrupt is None
 
 
-_TYPE_NAMES = {CRC: "crc", METADATA: "metadata", ENTRY: "entry", STATE: "state", SNAPSHOT: "snapshot"}
+_TYPE_NAMES: dict[int, str] = {CRC: "crc", METADATA: "metadata", ENTRY: "entry", STATE: "state", SNAPSHOT: "snapshot"}
 
 
 def dump(dirpath: str) -> Iterator[WALRecord]:
@@ -712,7 +725,7 @@ def dump(dirpath: str) -> Iterator[WALRecord]:
                     break
                 typ, payload, off = rec
                 if typ == ENTRY:
-                    value = _decode(path, off, decode_entry, payload)
+                    value: Any = _decode(path, off, decode_entry, payload)
                 elif typ == STATE:
                     value = _decode(path, off, decode_hard_state, payload)
                 elif typ == SNAPSHOT:

@@ -15,7 +15,7 @@ from easyraft.errors import CorruptWALError, WALLockedError
 from easyraft.storage import wal
 
 
-def add_wal_commands(subparsers) -> None:
+def add_wal_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the `wal` command group on the top-level subparsers."""
     p = subparsers.add_parser("wal", help="verify, dump or repair a write-ahead log directory")
     sub = p.add_subparsers(dest="wal_command", metavar="WAL_COMMAND", required=True)
