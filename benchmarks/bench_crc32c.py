@@ -1,12 +1,11 @@
 """CRC-32C of 1 MiB: SSE4.2 path and table path vs crcmod (issue 3: >= 10x crcmod)."""
 import os
 
+import _storage_report as rep
 import crcmod.predefined
 import pytest
 
 from easyraft._core import crc32c as mod
-
-import _storage_report as rep
 
 GROUP = "crc32c 1 MiB"
 DATA = os.urandom(1 << 20)

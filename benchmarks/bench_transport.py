@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 
 from easyraft._core.codec import decode_frames, encode_frames
 from easyraft._core.types import ConfState, Entry, Message, MsgType, Snapshot, SnapshotMetadata
-
 from easyraft.transport import Transport
 from easyraft.transport.protocol import STREAM_PATH, request_head
 

@@ -15,14 +15,13 @@ import os
 import statistics
 import time
 
+import _storage_report as rep
 import pytest
 
 from easyraft._core.types import Entry, HardState
 from easyraft._core.walrec import Encoder
 from easyraft.storage import fileutil
 from easyraft.storage.wal import WAL
-
-import _storage_report as rep
 
 SEG = 64 * 1024 * 1024
 PAYLOAD = 512

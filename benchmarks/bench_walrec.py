@@ -3,13 +3,12 @@
 import statistics
 import time
 
+import _storage_report as rep
 import pytest
 
 from easyraft._core import _ref
 from easyraft._core.types import Entry
 from easyraft._core.walrec import Decoder, Encoder, frame_size
-
-import _storage_report as rep
 
 ENC, DEC = "walrec encode 64 x 512 B", "walrec decode 64 x 512 B"
 ENTRIES = [Entry(term=3, index=1000 + i, data=bytes([i]) * 512) for i in range(64)]

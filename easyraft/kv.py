@@ -146,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (RaftError, ValueError, TypeError) as e:
             self._reply(_error_status(e), f"{e}\n".encode())
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         key, stale = self._route()
         kv, raft = self.server.kv, self.server.raft
 
@@ -166,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(HTTPStatus.OK, v, "application/octet-stream")
         self._guard(get)
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         key, _ = self._route()
 
         def put() -> None:
@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NO_CONTENT)
         self._guard(put)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         key, _ = self._route()
 
         def add() -> None:
@@ -190,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NO_CONTENT)
         self._guard(add)
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         key, _ = self._route()
 
         def delete() -> None:

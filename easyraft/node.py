@@ -36,11 +36,9 @@ from easyraft.config import Config, validate_url
 from easyraft.core import (
     ConfChange,
     ConfChangeType,
-    ConfState,
     CoreConfig,
     Entry,
     EntryType,
-    HardState,
     MemoryStorage,
     Message,
     ProposalDroppedError,

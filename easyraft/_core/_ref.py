@@ -10,7 +10,6 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-
 _POLY = 0x82F63B78
 
 

@@ -2,9 +2,15 @@
 # tests/core/test_stubs.py checks it against the compiled module.
 from typing_extensions import Buffer
 
-from easyraft._core.types import CodecError as CodecError
-from easyraft._core.types import ConfState, Entry, HardState, Message, SnapshotMetadata
-from easyraft._core.types import FrameTooLargeError as FrameTooLargeError
+from easyraft._core.types import (
+    CodecError as CodecError,
+    ConfState,
+    Entry,
+    FrameTooLargeError as FrameTooLargeError,
+    HardState,
+    Message,
+    SnapshotMetadata,
+)
 
 DEFAULT_MAX_FRAME: int
 

@@ -4,8 +4,7 @@
 from typing import final
 
 from easyraft._core.storage import MemoryStorage
-from easyraft._core.types import CompactedError as CompactedError
-from easyraft._core.types import RaftError as RaftError
+from easyraft._core.types import CompactedError as CompactedError, RaftError as RaftError
 
 @final
 class RaftLog:

@@ -4,11 +4,13 @@ import logging as logging
 from typing import Any, Protocol, final
 
 from easyraft._core.storage import MemoryStorage
-from easyraft._core.types import ConfChangeError as ConfChangeError
-from easyraft._core.types import MsgType as MsgType
-from easyraft._core.types import ProposalDroppedError as ProposalDroppedError
-from easyraft._core.types import RaftError as RaftError
-from easyraft._core.types import StateType as StateType
+from easyraft._core.types import (
+    ConfChangeError as ConfChangeError,
+    MsgType as MsgType,
+    ProposalDroppedError as ProposalDroppedError,
+    RaftError as RaftError,
+    StateType as StateType,
+)
 
 CAMPAIGN_TRANSFER_CTX: bytes
 

@@ -4,13 +4,21 @@ from collections.abc import Iterable
 from typing import Any, final
 
 from easyraft._core.raft import CoreConfig
-from easyraft._core.types import ConfChange, ConfState, Entry, HardState, Message, ReadState
-from easyraft._core.types import ProposalDroppedError as ProposalDroppedError
-from easyraft._core.types import RaftError as RaftError
-from easyraft._core.types import Snapshot, SoftState
-from easyraft._core.types import StateType as StateType
-from easyraft._core.types import StepLocalMsgError as StepLocalMsgError
-from easyraft._core.types import StepPeerNotFoundError as StepPeerNotFoundError
+from easyraft._core.types import (
+    ConfChange,
+    ConfState,
+    Entry,
+    HardState,
+    Message,
+    ProposalDroppedError as ProposalDroppedError,
+    RaftError as RaftError,
+    ReadState,
+    Snapshot,
+    SoftState,
+    StateType as StateType,
+    StepLocalMsgError as StepLocalMsgError,
+    StepPeerNotFoundError as StepPeerNotFoundError,
+)
 
 _Payload = bytes | bytearray | memoryview
 

@@ -3,11 +3,16 @@
 from collections.abc import Iterable
 from typing import final
 
-from easyraft._core.types import CompactedError as CompactedError
-from easyraft._core.types import ConfState, Entry, HardState, Snapshot
-from easyraft._core.types import RaftError as RaftError
-from easyraft._core.types import SnapOutOfDateError as SnapOutOfDateError
-from easyraft._core.types import UnavailableError as UnavailableError
+from easyraft._core.types import (
+    CompactedError as CompactedError,
+    ConfState,
+    Entry,
+    HardState,
+    RaftError as RaftError,
+    SnapOutOfDateError as SnapOutOfDateError,
+    Snapshot,
+    UnavailableError as UnavailableError,
+)
 
 @final
 class MemoryStorage:

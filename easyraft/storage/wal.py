@@ -48,7 +48,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from easyraft._core.codec import decode_entry
 from easyraft._core.types import CodecError, Entry, HardState
-from easyraft._core.walrec import (CorruptRecordError, Decoder, Encoder, RecordType, TornTailError)
+from easyraft._core.walrec import CorruptRecordError, Decoder, Encoder, RecordType, TornTailError
 from easyraft.errors import CorruptWALError, WALFailedError
 from easyraft.storage import fileutil
 
@@ -227,7 +227,7 @@ class WAL:
     # --- create / open ------------------------------------------------------
 
     @classmethod
-    def create(cls, dirpath: str, metadata: bytes, segment_size: int = SEGMENT_SIZE) -> "WAL":
+    def create(cls, dirpath: str, metadata: bytes, segment_size: int = SEGMENT_SIZE) -> WAL:
         """Create a WAL in `dirpath` (made if missing) and return it ready to append.
 
         Raises FileExistsError when the directory already holds a WAL and
@@ -263,7 +263,7 @@ class WAL:
 
     @classmethod
     def open(cls, dirpath: str, snap_index: int = 0, snap_term: int = 0,
-             segment_size: int = SEGMENT_SIZE) -> "WAL":
+             segment_size: int = SEGMENT_SIZE) -> WAL:
         """Open the WAL in `dirpath` at the snapshot (snap_index, snap_term).
 
         Takes the directory lock (WALLockedError if held). Call read_all()
@@ -613,7 +613,7 @@ class WAL:
                 self._fd = None
             self._lock.release()
 
-    def __enter__(self) -> "WAL":
+    def __enter__(self) -> WAL:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

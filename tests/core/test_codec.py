@@ -18,8 +18,7 @@ import textwrap
 import tracemalloc
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from easyraft._core import codec
 from easyraft._core.types import (

@@ -3,8 +3,7 @@ the inflight window against a plain-Python model (etcd: tracker/inflights_test.g
 from collections import deque
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from easyraft._core.inflights import Inflights
 from easyraft._core.quorum import committed_index, vote_result

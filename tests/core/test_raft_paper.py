@@ -329,7 +329,7 @@ def test_leader_sends_heartbeats_every_heartbeat_tick_carrying_commit():
     rn.tick()
     assert not of_type(drain(rn, st), MsgType.MsgHeartbeat)
     rn.tick()
-    beats = sorted(((m.to, m.commit) for m in of_type(drain(rn, st), MsgType.MsgHeartbeat)))
+    beats = sorted((m.to, m.commit) for m in of_type(drain(rn, st), MsgType.MsgHeartbeat))
     assert beats == [(2, 2), (3, 0)]
 
 

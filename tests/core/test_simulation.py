@@ -19,8 +19,7 @@ import os
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from easyraft.core import ConfChange, ConfChangeType, HardState, ProposalDroppedError, StateType
 

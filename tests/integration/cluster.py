@@ -14,7 +14,6 @@ from typing import Any
 from easyraft.callbacks import Callbacks
 from easyraft.server import RaftServer
 
-
 _handed_out: set[int] = set()
 
 

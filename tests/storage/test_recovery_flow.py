@@ -1,7 +1,7 @@
 """The restart sequence a Node runs (etcd raftexample: loadSnapshot, openWAL,
 ReadAll), across snapshots, purges and an orphaned snapshot file."""
 from easyraft._core.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
-from easyraft.storage import Snapshotter, WAL
+from easyraft.storage import WAL, Snapshotter
 from easyraft.storage.wal import valid_snapshot_entries
 
 SEG = 16 * 1024

@@ -4,11 +4,17 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from easyraft._core import _ref, codec
-from easyraft._core import crc32c as crcmod_
+from easyraft._core import _ref, codec, crc32c as crcmod_
 from easyraft._core.types import CodecError, Entry, HardState
-from easyraft._core.walrec import (CorruptRecordError, Decoder, Encoder, RecordError, RecordType,
-                                   TornTailError, frame_size)
+from easyraft._core.walrec import (
+    CorruptRecordError,
+    Decoder,
+    Encoder,
+    RecordError,
+    RecordType,
+    TornTailError,
+    frame_size,
+)
 
 CRC, ENTRY, SNAPSHOT, STATE = RecordType.CRC, RecordType.ENTRY, RecordType.SNAPSHOT, RecordType.STATE
 

@@ -19,7 +19,6 @@ import zlib
 from typing import Any
 
 from easyraft._core.types import ConfState, Entry, Message, MsgType, Snapshot, SnapshotMetadata
-
 from easyraft.transport import TLSConfig, Transport
 
 

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import pytest
 import trustme
-from easyraft._core.types import Entry, Message, MsgType
 
+from easyraft._core.types import Entry, Message, MsgType
 from easyraft.transport import TLSConfig, Transport, TransportError
 
 T = TypeVar("T")

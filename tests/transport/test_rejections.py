@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import lz4.frame
 import pytest
+
 from easyraft._core.codec import encode_frames, encode_message
 from easyraft._core.types import Message, MsgType
-
 from tests.transport.conftest import count
 
 

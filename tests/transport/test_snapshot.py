@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from easyraft._core.types import ConfState, Message, MsgType, Snapshot, SnapshotMetadata
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
+from easyraft._core.types import ConfState, Message, MsgType, Snapshot, SnapshotMetadata
 from easyraft._core.wire import SnapshotBuffer
 from easyraft.transport.protocol import RequestError
 from easyraft.transport.snapshot import SnapshotReader, compressed_chunks

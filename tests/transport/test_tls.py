@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import trustme
+
 from easyraft._core.codec import encode_frames
 from easyraft._core.types import Message, MsgType
-
 from tests.transport.conftest import count, peer
 from tests.transport.test_rejections import head, statuses
 

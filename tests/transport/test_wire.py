@@ -4,6 +4,9 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings, strategies as st
+
+from easyraft._core import wire
 from easyraft._core.codec import decode_frames, encode_frames
 from easyraft._core.types import (
     CodecError,
@@ -14,10 +17,6 @@ from easyraft._core.types import (
     Snapshot,
     SnapshotMetadata,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from easyraft._core import wire
 from easyraft._core.wire import Counters, FrameReader, encode_batch, group_by_to, tally
 
 
