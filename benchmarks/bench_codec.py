@@ -115,7 +115,8 @@ def test_codec_frames_compiled(benchmark, figures, msgapp):
         return codec.decode_frames(codec.encode_frames(msgs))
     got, _ = benchmark(run)
     assert got == msgs
-    figures(FRAMES_GROUP, "compiled encode_frames+decode_frames", benchmark, 3 * N_ENTRIES, "entries")
+    figures(FRAMES_GROUP, "compiled encode_frames+decode_frames", benchmark, 3 * N_ENTRIES,
+            "entries")
 
 
 @pytest.mark.benchmark(group=FRAMES_GROUP)

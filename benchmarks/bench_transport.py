@@ -111,7 +111,7 @@ async def serve(kind: str, expect: int) -> None:
         done: asyncio.Future[None] = loop.create_future()
         if kind in ("raw", "rawup"):
             server = await loop.create_server(
-                lambda: _RawSink(expect, done, upgrade=kind == "rawup"), "127.0.0.1", 0)
+                lambda done=done: _RawSink(expect, done, upgrade=kind == "rawup"), "127.0.0.1", 0)
             port = server.sockets[0].getsockname()[1]
             print(port, flush=True)
             await done
@@ -312,10 +312,15 @@ async def main(args: argparse.Namespace) -> None:
     ):
         raw_bytes = encode_frames(batch)
         paths = {
-            "transport -> transport": lambda: run_transport(batch, iters, args.loop),
-            "raw -> raw (baseline)": lambda: run_raw(raw_bytes, iters, args.loop),
-            "transport -> raw sink": lambda: run_transport(batch, iters, args.loop, "rawup"),
-            "raw -> transport": lambda: run_raw(raw_bytes, iters, args.loop, "transport"),
+            # Default arguments bind this iteration's workload into each lambda.
+            "transport -> transport":
+                lambda b=batch, n=iters: run_transport(b, n, args.loop),
+            "raw -> raw (baseline)":
+                lambda r=raw_bytes, n=iters: run_raw(r, n, args.loop),
+            "transport -> raw sink":
+                lambda b=batch, n=iters: run_transport(b, n, args.loop, "rawup"),
+            "raw -> transport":
+                lambda r=raw_bytes, n=iters: run_raw(r, n, args.loop, "transport"),
         }
         best: dict[str, float] = {}
         for _ in range(args.repeat):        # interleaved, so load drift hits all paths
@@ -325,8 +330,8 @@ async def main(args: argparse.Namespace) -> None:
         base = best["raw -> raw (baseline)"]
         for path, dt in best.items():
             msgs = len(batch) * iters
-            print(f"{name:46} {path:24} {msgs / dt:12,.0f} {len(raw_bytes) * iters / dt / 1e6:8,.0f}"
-                  f" {base / dt:7.2f}")
+            mbps = len(raw_bytes) * iters / dt / 1e6
+            print(f"{name:46} {path:24} {msgs / dt:12,.0f} {mbps:8,.0f} {base / dt:7.2f}")
     size = int((200 << 20) * scale)
     snap_t = snap_r = float("inf")
     for _ in range(args.repeat):

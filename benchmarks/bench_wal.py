@@ -151,7 +151,8 @@ def test_bench_wal_cut(benchmark, tmp_path):
         os.close(fd)
     finally:
         w.close()
-    rep.record("segment cut", "baseline inline 64 MiB preallocation", _Median(statistics.median(t)), 1, "cuts")
+    rep.record("segment cut", "baseline inline 64 MiB preallocation",
+               _Median(statistics.median(t)), 1, "cuts")
     rep.record("segment cut", "WAL cut (file prepared in background)", _Median(cut), 1, "cuts")
 
 
@@ -181,7 +182,8 @@ def test_bench_wal_replay_baseline_read_files(benchmark, big_wal):
                 total += len(f.read())
         return total
     benchmark.pedantic(read_all_files, rounds=3, iterations=1)
-    rep.record("replay 1,000,000 x 512 B", "baseline read segment files", benchmark, N_REPLAY, "entries")
+    rep.record("replay 1,000,000 x 512 B", "baseline read segment files", benchmark, N_REPLAY,
+               "entries")
 
 
 def test_bench_wal_replay(benchmark, big_wal):

@@ -62,7 +62,7 @@ def test_bench_walrec_encode_vs_join_alternating(benchmark):
     rep.record(group, "baseline b''.join(payloads)", _Median(statistics.median(t_join)), MB, "MB")
     rep.record(group, "walrec.Encoder.encode", _Median(statistics.median(t_enc)), MB, "MB")
     benchmark.extra_info["ratio_median"] = statistics.median(
-        e / j for e, j in zip(t_enc, t_join))
+        e / j for e, j in zip(t_enc, t_join, strict=True))
 
 
 def test_bench_walrec_encode_ref(benchmark):

@@ -45,7 +45,8 @@ class Applier:
         self._on_snapshot = on_snapshot
         self._on_fatal = on_fatal
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self.applied = 0            # last index handed to on_commit (read on the loop: racy but monotonic)
+        # Last index handed to on_commit (read on the loop: racy but monotonic).
+        self.applied = 0
         self.commit_errors = 0      # on_commit non-zero returns or exceptions
         self.failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

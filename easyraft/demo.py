@@ -27,7 +27,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+def http(method: str, url: str, body: bytes | None = None,
+         timeout: float = 5.0) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -46,7 +47,8 @@ class Cluster:
         self.http_ports = [free_port() for _ in range(n)]
         self.ids = list(range(1, n + 1))
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        peers = [{"id": i, "url": f"http://127.0.0.1:{p}"} for i, p in zip(self.ids, self.raft_ports)]
+        peers = [{"id": i, "url": f"http://127.0.0.1:{p}"}
+                 for i, p in zip(self.ids, self.raft_ports, strict=True)]
         for i in self.ids:
             cfg = {"id": i, "cluster_id": 0x5EED, "peers": peers, "tickms": tickms,
                    "election_tick": 10, "heartbeat_tick": 1, "boostrap_timeout": 0,
@@ -79,7 +81,7 @@ class Cluster:
         for p in self.procs.values():
             if p.poll() is None:
                 p.terminate()
-        for i, p in list(self.procs.items()):
+        for p in list(self.procs.values()):
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:

@@ -227,7 +227,8 @@ def serve(config: Any, http_addr: tuple[str, int], *, timeout: float = 5.0,
         httpd = _KVHTTPServer(http_addr, raft, kv, timeout)
         t = threading.Thread(target=httpd.serve_forever, name="easyraft-kv-http", daemon=True)
         t.start()
-        logger.warning("kv: node %d serving http://%s:%d (raft %s)", raft.id, *httpd.server_address[:2],
+        logger.warning("kv: node %d serving http://%s:%d (raft %s)", raft.id,
+                       *httpd.server_address[:2],
                        raft.config.url)
         try:
             while not stop.wait(0.2):
@@ -240,7 +241,8 @@ def serve(config: Any, http_addr: tuple[str, int], *, timeout: float = 5.0,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="easyraft kv", description="Run one node of the replicated KV store.")
+    p = argparse.ArgumentParser(prog="easyraft kv",
+                                description="Run one node of the replicated KV store.")
     add_arguments(p)
     return run(p.parse_args(argv))
 

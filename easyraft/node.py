@@ -554,7 +554,7 @@ class Node:
                         index, self.storage.first_index() - 1)
             if fut is not None and not fut.done():
                 fut.set_result(index)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a failed snapshot is reported, the node goes on
             logger.error("node %d: snapshot at index %d failed: %s", self.id, index, e)
             if fut is not None and not fut.done():
                 fut.set_exception(e)

@@ -128,7 +128,8 @@ class RaftServer:
 
     # --- operations -------------------------------------------------------
 
-    def propose(self, data: bytes, timeout: float | None = None, *, size: int | None = None) -> None:
+    def propose(self, data: bytes, timeout: float | None = None, *,
+                size: int | None = None) -> None:
         """Hand data to raft for replication; raises if not accepted in time."""
         self._call(self.node.propose(data, size, timeout), timeout)
 

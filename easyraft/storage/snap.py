@@ -148,7 +148,8 @@ class Snapshotter:
         path = os.path.join(self.dirpath, name)
         tmp = path + _TMP_SUFFIX
         raw = encode_snapshot_file(snapshot, peers)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                     0o644)
         try:
             fileutil.pwrite_all(fd, raw, 0)
             fileutil.fsync(fd)

@@ -44,6 +44,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, NamedTuple, TypeVar
 
 from easyraft._core.codec import decode_entry
@@ -113,7 +114,7 @@ def exists(dirpath: str) -> bool:
 def _check_sequence(dirpath: str, segs: list[Segment]) -> None:
     # Purging removes the oldest segments first, so what remains must be a
     # run of consecutive sequence numbers; a hole is a lost segment.
-    for prev, seg in zip(segs, segs[1:]):
+    for prev, seg in pairwise(segs):
         if seg.seq != prev.seq + 1:
             raise CorruptWALError(os.path.join(dirpath, seg.name), 0,
                                   f"missing segment: expected sequence {prev.seq + 1:016x} "
@@ -355,7 +356,8 @@ class WAL:
                         if metadata is None:
                             metadata = payload
                         elif payload != metadata:
-                            raise CorruptWALError(path, off, "metadata differs from earlier segments")
+                            raise CorruptWALError(path, off,
+                                                  "metadata differs from earlier segments")
                     elif typ == STATE:
                         state = _decode(path, off, decode_hard_state, payload)
                     elif typ == SNAPSHOT:
@@ -371,8 +373,8 @@ class WAL:
                     elif typ == CRC:
                         raise CorruptWALError(path, off, "crc record inside a segment")
                 if not is_tail and dec.offset != len(data):
-                    raise CorruptWALError(path, dec.offset,
-                                          f"segment ends before its last {len(data) - dec.offset} bytes")
+                    raise CorruptWALError(path, dec.offset, f"segment ends before its last "
+                                                            f"{len(data) - dec.offset} bytes")
                 chain = dec.chain
                 end = dec.offset
             finally:
@@ -661,7 +663,8 @@ class WALRecord(NamedTuple):
     file: str
     offset: int
     type: str           # "crc", "metadata", "entry", "state", "snapshot", or "torn" (last)
-    value: Any          # by type: int chain | bytes | Entry | HardState | (index, term) | reason str
+    # By type: int chain | bytes | Entry | HardState | (index, term) | reason str.
+    value: Any
 
 
 @dataclass
@@ -689,7 +692,8 @@ class VerifyReport:
         return self.corrupt is None
 
 
-_TYPE_NAMES: dict[int, str] = {CRC: "crc", METADATA: "metadata", ENTRY: "entry", STATE: "state", SNAPSHOT: "snapshot"}
+_TYPE_NAMES: dict[int, str] = {CRC: "crc", METADATA: "metadata", ENTRY: "entry", STATE: "state",
+                               SNAPSHOT: "snapshot"}
 
 
 def dump(dirpath: str) -> Iterator[WALRecord]:
@@ -736,8 +740,8 @@ def dump(dirpath: str) -> Iterator[WALRecord]:
                     value = payload
                 yield WALRecord(path, off, _TYPE_NAMES[typ], value)
             if not is_tail and dec.offset != len(data):
-                raise CorruptWALError(path, dec.offset,
-                                      f"segment ends before its last {len(data) - dec.offset} bytes")
+                raise CorruptWALError(path, dec.offset, f"segment ends before its last "
+                                                        f"{len(data) - dec.offset} bytes")
             chain = dec.chain
         finally:
             dec.close()

@@ -19,7 +19,8 @@ def add_wal_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     """Register the `wal` command group on the top-level subparsers."""
     p = subparsers.add_parser("wal", help="verify, dump or repair a write-ahead log directory")
     sub = p.add_subparsers(dest="wal_command", metavar="WAL_COMMAND", required=True)
-    v = sub.add_parser("verify", help="check every record; exit 1 on corruption (names file and offset)")
+    v = sub.add_parser("verify",
+                       help="check every record; exit 1 on corruption (names file and offset)")
     v.add_argument("dir")
     v.set_defaults(func=cmd_verify)
     d = sub.add_parser("dump", help="print every record: entries, hard states, snapshot markers")
@@ -30,7 +31,8 @@ def add_wal_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     r = sub.add_parser("repair", help="discard a torn tail (only with --truncate-torn-tail)")
     r.add_argument("dir")
     r.add_argument("--truncate-torn-tail", action="store_true",
-                   help="zero-fill the torn tail of the last segment (writes that were never synced)")
+                   help="zero-fill the torn tail of the last segment "
+                        "(writes that were never synced)")
     r.set_defaults(func=cmd_repair)
 
 

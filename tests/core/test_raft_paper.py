@@ -932,7 +932,7 @@ def test_append_batches_respect_max_size_per_msg():
     apps = [m for m in net.delivered[start:] if m.type == MsgType.MsgApp and m.to == 3 and m.entries]
     sizes = [sum(len(e.data) for e in m.entries) for m in apps]
     assert max(len(m.entries) for m in apps) >= 2, sizes
-    for m, size in zip(apps, sizes):
+    for m, size in zip(apps, sizes, strict=True):
         assert size <= 1000 or len(m.entries) == 1, sizes
     assert any(len(m.entries) == 1 and len(m.entries[0].data) == 5000 for m in apps)
     assert net.nodes[3].data() == net.nodes[1].data()

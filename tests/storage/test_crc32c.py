@@ -88,4 +88,4 @@ def test_crc32c_prefix_copy_x3_matches_single(path, plen, seed, a, b, c):
     prefixes = [bytes([s]) * plen for s in seed]
     copies, crcs = mod.crc32c_prefix_copy_x3(prefixes, [a, b, c])
     assert copies == (a, b, c)
-    assert crcs == tuple(crcmod_crc32c(p + x) for p, x in zip(prefixes, (a, b, c)))
+    assert crcs == tuple(crcmod_crc32c(p + x) for p, x in zip(prefixes, (a, b, c), strict=True))

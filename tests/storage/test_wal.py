@@ -292,7 +292,7 @@ def test_wal_corruption_in_tail_with_records_after_is_not_truncated(tmp_path):
         reopen(d, seg=1 << 20)
     assert (ei.value.file, ei.value.offset) == (tail, target.offset)
     after = open(tail, "rb").read()
-    assert sum(a != b for a, b in zip(before, after)) == 1
+    assert sum(a != b for a, b in zip(before, after, strict=True)) == 1
 
 
 def test_wal_corrupt_last_synced_record_is_detected(tmp_path):

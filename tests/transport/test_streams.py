@@ -39,7 +39,7 @@ def test_stream_three_processes_all_pairs(spawn):
                 n.call("send", to=j, type="MsgApp", count=50, entries=4, size=100)
     for i, n in nodes.items():
         others = [j for j in nodes if j != i]
-        st = n.wait_for(lambda s: all(count(s, j, "MsgApp") == 50 for j in others),
+        st = n.wait_for(lambda s, others=others: all(count(s, j, "MsgApp") == 50 for j in others),
                         f"node {i} hears 50 appends from each peer")
         assert st["in_order"]
 
