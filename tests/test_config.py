@@ -85,7 +85,8 @@ def test_config_unknown_key_warns(tmp_path, caplog):
         ({"join": "yes"}, "join"),
         ({"waldir": ""}, "waldir"),
         ({"waldir": None}, "waldir"),
-        ({"tls_cert_file": "/nonexistent/cert.pem", "tls_key_file": "/nonexistent/k"}, "tls_cert_file"),
+        ({"tls_cert_file": "/nonexistent/cert.pem", "tls_key_file": "/nonexistent/k"},
+         "tls_cert_file"),
         ({"tls_cert_file": "/x"}, "tls_key_file"),
     ],
 )

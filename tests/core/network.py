@@ -26,7 +26,7 @@ election safety, leader append-only, log matching, leader completeness and
 state machine safety,
 plus linearizable ReadIndex (a read index is at least every index committed
 before the read was requested, thesis §6.4); a violation raises
-SafetyViolation at the step that caused it.
+SafetyViolationError at the step that caused it.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ from easyraft.core import (
 )
 
 
-class SafetyViolation(AssertionError):
+class SafetyViolationError(AssertionError):
     """A Raft safety property does not hold."""
 
 
@@ -68,7 +68,8 @@ class SafetyChecker:
     def on_leader(self, node_id, term):
         other = self.leaders.setdefault(term, node_id)
         if other != node_id:
-            raise SafetyViolation(f"election safety: nodes {other} and {node_id} both lead term {term}")
+            raise SafetyViolationError(f"election safety: nodes {other} and {node_id} both lead "
+                                       f"term {term}")
 
     def on_persisted(self, node_id, entries, prev_term):
         for e in entries:
@@ -76,7 +77,7 @@ class SafetyChecker:
             got = (e.type, e.data, prev_term)
             want = self.log_entries.setdefault(key, got)
             if want != got:
-                raise SafetyViolation(
+                raise SafetyViolationError(
                     f"log matching: node {node_id} has index {e.index} term {e.term} = "
                     f"{got!r}, another node has {want!r}")
             prev_term = e.term
@@ -84,7 +85,7 @@ class SafetyChecker:
     def on_committed(self, node_id, index, term):
         want = self.committed.setdefault(index, term)
         if want != term:
-            raise SafetyViolation(f"node {node_id} committed index {index} at term {term}, "
+            raise SafetyViolationError(f"node {node_id} committed index {index} at term {term}, "
                                   f"another node committed it at term {want}")
 
     def on_read_request(self, ctx):
@@ -95,14 +96,14 @@ class SafetyChecker:
         self.reads_served += 1
         floor = self.read_floor.get(rs.request_ctx)
         if floor is not None and rs.index < floor:
-            raise SafetyViolation(
+            raise SafetyViolationError(
                 f"linearizability: node {node_id} got read index {rs.index} for "
                 f"{rs.request_ctx!r}, but index {floor} was committed before the request")
 
     def on_applied(self, node_id, index, term, typ, data):
         want = self.applied.setdefault(index, (term, typ, data))
         if want != (term, typ, data):
-            raise SafetyViolation(
+            raise SafetyViolationError(
                 f"state machine safety: node {node_id} applied {(term, typ, data)!r} at index "
                 f"{index}, another node applied {want!r}")
 
@@ -181,7 +182,7 @@ class Node:
             if (checker is not None and self.leading and rd.soft_state is None
                     and (rd.hard_state is None or rd.hard_state.term == self.leading_term)
                     and rd.entries[0].index <= storage.last_index()):
-                raise SafetyViolation(
+                raise SafetyViolationError(
                     f"leader append-only: leader {self.id} overwrites its log from index "
                     f"{rd.entries[0].index} (last {storage.last_index()})")
             storage.append(rd.entries)
@@ -221,7 +222,8 @@ class Node:
 
     def apply(self, e):
         if e.index != self.applied_index + 1:
-            raise SafetyViolation(f"node {self.id} applied index {e.index} after {self.applied_index}")
+            raise SafetyViolationError(f"node {self.id} applied index {e.index} after "
+                                       f"{self.applied_index}")
         if self.net.checker is not None:
             self.net.checker.on_applied(self.id, e.index, e.term, e.type, e.data)
         self.applied_index = e.index
@@ -241,7 +243,7 @@ class Node:
             for index, term, data in entries:
                 self.net.checker.on_applied(self.id, index, term, EntryType.EntryNormal, data)
         if md.conf_state != conf_state:
-            raise SafetyViolation(f"snapshot at {md.index} carries {md.conf_state!r} but its "
+            raise SafetyViolationError(f"snapshot at {md.index} carries {md.conf_state!r} but its "
                                   f"state machine was at {conf_state!r}")
         self.applied = list(entries)
         self.applied_index = md.index
@@ -265,7 +267,7 @@ class Node:
             if index <= snap_index:
                 continue
             if index > last or st.term(index) != cterm:
-                raise SafetyViolation(
+                raise SafetyViolationError(
                     f"leader completeness: node {self.id} leads term {term} without committed "
                     f"entry {index} (term {cterm})")
 
@@ -314,7 +316,7 @@ class Network:
             node = Node(self, i, storage)
             self.nodes[i] = node
             if storages is not None:
-                hs, cs = storage.initial_state()
+                _hs, cs = storage.initial_state()
                 node.conf_state = cs
                 node.applied_index = storage.snapshot().metadata.index
             node.start()
@@ -339,7 +341,8 @@ class Network:
         if cc.type in (ConfChangeType.ConfChangeAddNode, ConfChangeType.ConfChangeAddLearnerNode):
             self.ensure_node(cc.node_id)
             st = node.storage
-            if st.snapshot().metadata.index > 0 and node.applied_index > st.snapshot().metadata.index:
+            snap_index = st.snapshot().metadata.index
+            if snap_index > 0 and node.applied_index > snap_index:
                 # A leader whose log is compacted catches a new member up with
                 # its newest snapshot, and the member refuses one whose
                 # ConfState does not include it (etcd: "attempted to restore
@@ -575,5 +578,5 @@ class Network:
                     top = same[-1]
                     for i in common:
                         if i <= top and logs[a][i] != logs[b][i]:
-                            raise SafetyViolation(
+                            raise SafetyViolationError(
                                 f"log matching: nodes {a} and {b} agree at {top} but differ at {i}")

@@ -197,7 +197,8 @@ def test_codec_decoders_accept_buffers(buf):
 
 def test_codec_message_with_snapshot_round_trip():
     snap = Snapshot(data=b"state" * 100,
-                    metadata=SnapshotMetadata(index=7, term=3, conf_state=ConfState([1, 2, 3], [4])))
+                    metadata=SnapshotMetadata(index=7, term=3,
+                                              conf_state=ConfState([1, 2, 3], [4])))
     m = Message(type=MsgType.MsgSnap, to=2, frm=1, term=3, snapshot=snap)
     got = codec.decode_message(codec.encode_message(m))
     assert got.snapshot == snap
@@ -443,9 +444,12 @@ FOREIGN_ARGS = {
     "encode_frames(None)": "codec.encode_frames(None)",
     "encode_frames([None])": "codec.encode_frames([None])",
     "encode_frames([Message, bytes])": "codec.encode_frames([Message(), b'not a message'])",
-    "message.entries=[bytes]": "m = Message(type=MsgType.MsgApp); m.entries = [b'x']; codec.encode_message(m)",
-    "message.entries=None": "m = Message(type=MsgType.MsgApp); m.entries = None; codec.encode_message(m)",
-    "message.context=None": "m = Message(type=MsgType.MsgApp); m.context = None; codec.encode_message(m)",
+    "message.entries=[bytes]":
+        "m = Message(type=MsgType.MsgApp); m.entries = [b'x']; codec.encode_message(m)",
+    "message.entries=None":
+        "m = Message(type=MsgType.MsgApp); m.entries = None; codec.encode_message(m)",
+    "message.context=None":
+        "m = Message(type=MsgType.MsgApp); m.context = None; codec.encode_message(m)",
     "encode_conf_state(None)": "codec.encode_conf_state(None)",
     "encode_snapshot_metadata(None)": "codec.encode_snapshot_metadata(None)",
     "decode_message(None)": "codec.decode_message(None)",
@@ -525,7 +529,8 @@ def test_codec_never_reads_past_the_end_of_its_input():
                           timeout=120)
     last = proc.stdout.strip().splitlines()[-1:] or ["<nothing>"]
     assert proc.returncode == 0, (
-        f"decoder crashed (rc={proc.returncode}) at input '{last[0]}'; stderr: {proc.stderr[-500:]}")
+        f"decoder crashed (rc={proc.returncode}) at input '{last[0]}'; "
+        f"stderr: {proc.stderr[-500:]}")
     assert last == ["done"]
 
 
@@ -535,7 +540,8 @@ def test_types_entry_equality_covers_every_field():
     base = Entry(term=1, index=2, type=EntryType.EntryNormal, data=b"x")
     assert base == Entry(1, 2, EntryType.EntryNormal, b"x")
     assert hash(base) == hash(Entry(1, 2, EntryType.EntryNormal, b"x"))
-    for other in (Entry(9, 2, 0, b"x"), Entry(1, 9, 0, b"x"), Entry(1, 2, 1, b"x"), Entry(1, 2, 0, b"y")):
+    for other in (Entry(9, 2, 0, b"x"), Entry(1, 9, 0, b"x"), Entry(1, 2, 1, b"x"),
+                  Entry(1, 2, 0, b"y")):
         assert base != other
     assert base != (1, 2, 0, b"x")
 
@@ -608,7 +614,8 @@ def test_types_message_equality_and_unhashable():
 
 
 @pytest.mark.parametrize("obj,want", [
-    (Entry(1, 2, EntryType.EntryConfChange, b"x"), "Entry(term=1, index=2, type=EntryConfChange, data=b'x')"),
+    (Entry(1, 2, EntryType.EntryConfChange, b"x"),
+     "Entry(term=1, index=2, type=EntryConfChange, data=b'x')"),
     (HardState(1, 2, 3), "HardState(term=1, vote=2, commit=3)"),
     (SoftState(2, StateType.StateLeader), "SoftState(lead=2, raft_state=StateLeader)"),
     (ConfState([2, 1], [3]), "ConfState(voters=[1, 2], learners=[3])"),

@@ -117,7 +117,8 @@ def describe_ready(rd):
         lines += [describe_entry(e) for e in rd.entries]
     if rd.snapshot is not None:
         md = rd.snapshot.metadata
-        lines.append(f"Snapshot Index:{md.index} Term:{md.term} Voters:{list(md.conf_state.voters)}")
+        lines.append(f"Snapshot Index:{md.index} Term:{md.term} "
+                     f"Voters:{list(md.conf_state.voters)}")
     if rd.committed_entries:
         lines.append("CommittedEntries:")
         lines += [describe_entry(e) for e in rd.committed_entries]
@@ -301,7 +302,7 @@ def run_script(path):
         args = [p for p in parts[1:] if "=" not in p]
         kw = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
         got = env.run(parts[0], args, kw)
-        rewritten += [cmd_line, "----"] + got + [""]
+        rewritten += [cmd_line, "----", *got, ""]
         if got != want:
             mismatches.append((line_no, cmd_line, want, got))
     if REWRITE:

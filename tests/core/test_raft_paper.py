@@ -907,7 +907,8 @@ def test_inflight_window_limits_unacknowledged_appends():
     for i in range(10):
         net.propose(1, b"p%d" % i)
     # Appends that carry entries occupy the window; commit-only ones do not.
-    apps = [m for m in net.delivered[start:] if m.type == MsgType.MsgApp and m.to == 2 and m.entries]
+    apps = [m for m in net.delivered[start:]
+            if m.type == MsgType.MsgApp and m.to == 2 and m.entries]
     assert len(apps) == 3
     pr = net.status(1).progress[2]
     assert pr.state == "replicate" and pr.match < net.status(1).last_index
@@ -929,7 +930,8 @@ def test_append_batches_respect_max_size_per_msg():
     net.recover()
     start = len(net.delivered)
     net.tick(3)
-    apps = [m for m in net.delivered[start:] if m.type == MsgType.MsgApp and m.to == 3 and m.entries]
+    apps = [m for m in net.delivered[start:]
+            if m.type == MsgType.MsgApp and m.to == 3 and m.entries]
     sizes = [sum(len(e.data) for e in m.entries) for m in apps]
     assert max(len(m.entries) for m in apps) >= 2, sizes
     for m, size in zip(apps, sizes, strict=True):

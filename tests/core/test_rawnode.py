@@ -82,7 +82,8 @@ def test_step_refuses_local_messages(t):
     (ConfChange(type=ConfChangeType.ConfChangeRemoveNode, node_id=9), ConfState([1, 2, 3])),
     (ConfChange(type=ConfChangeType.ConfChangeAddNode, node_id=2), ConfState([1, 2, 3])),
     (ConfChange(type=ConfChangeType.ConfChangeAddNode, node_id=4), ConfState([1, 2, 3, 4])),
-    (ConfChange(type=ConfChangeType.ConfChangeAddLearnerNode, node_id=4), ConfState([1, 2, 3], [4])),
+    (ConfChange(type=ConfChangeType.ConfChangeAddLearnerNode, node_id=4),
+     ConfState([1, 2, 3], [4])),
     (ConfChange(type=ConfChangeType.ConfChangeAddLearnerNode, node_id=2), ConfState([1, 3], [2])),
     (ConfChange(type=ConfChangeType.ConfChangeRemoveNode, node_id=3), ConfState([1, 2])),
     (ConfChange(type=ConfChangeType.ConfChangeUpdateNode, node_id=2, context=b"u"),
@@ -197,7 +198,7 @@ def test_status_progress_only_on_leader():
     st = net.status(1)
     assert set(st.progress) == {1, 2, 3}
     last = st.last_index if hasattr(st, "last_index") else None
-    for pid, pr in st.progress.items():
+    for pr in st.progress.values():
         assert pr.state in ("probe", "replicate", "snapshot")
         if last is not None:
             assert pr.match == last and pr.next == last + 1

@@ -7,11 +7,12 @@ random-order, duplicated and long-delayed deliveries through the wire codec, pro
 drops, partitions, crashes and restarts from storage, proposals on any node,
 and membership changes (add voter, add learner, promote learner, remove,
 update), leadership transfers, ReadIndex requests (checked for
-linearizability) and report_unreachable. After every action the safety checker of tests/core/network.py has
-already checked every Ready (election safety, log matching, leader
-completeness, state machine safety), and the logs of all running nodes are
-compared pairwise. At the end the network heals and the cluster must elect a
-leader and apply one more proposal on every member (liveness after healing).
+linearizability) and report_unreachable. After every action the safety
+checker of tests/core/network.py has already checked every Ready (election
+safety, log matching, leader completeness, state machine safety), and the
+logs of all running nodes are compared pairwise. At the end the network
+heals and the cluster must elect a leader and apply one more proposal on
+every member (liveness after healing).
 
 Set EASYRAFT_SLOW=1 to run the long variant.
 """
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from easyraft.core import ConfChange, ConfChangeType, HardState, ProposalDroppedError, StateType
 
-from .network import Network, Node, SafetyViolation
+from .network import Network, Node, SafetyViolationError
 
 Leader = StateType.StateLeader
 
@@ -319,6 +320,6 @@ def test_simulation_catches_a_node_that_forgets_its_vote(monkeypatch):
         try:
             run(3, seed, steps=500)
         except AssertionError as exc:
-            if isinstance(exc.__cause__, SafetyViolation):
+            if isinstance(exc.__cause__, SafetyViolationError):
                 violations.append(seed)
     assert violations, "forgetting votes went unnoticed"

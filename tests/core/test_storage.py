@@ -9,6 +9,7 @@ from easyraft.core import (
     Entry,
     HardState,
     MemoryStorage,
+    RaftError,
     Snapshot,
     SnapshotMetadata,
     UnavailableError,
@@ -125,7 +126,7 @@ def test_storage_append(entries, want):
 
 def test_storage_append_with_gap_raises():
     st = storage_3_4_5()
-    with pytest.raises(Exception):
+    with pytest.raises(RaftError, match="missing log entry"):
         st.append([Entry(term=5, index=7)])
     assert st.last_index() == 5
 
@@ -134,7 +135,8 @@ def test_storage_apply_snapshot_replaces_log():
     st = storage_3_4_5()
     with pytest.raises(SnapOutOfDateError):
         st.apply_snapshot(Snapshot(metadata=SnapshotMetadata(index=3, term=3)))
-    snap = Snapshot(data=b"s", metadata=SnapshotMetadata(index=10, term=7, conf_state=ConfState([1])))
+    snap = Snapshot(data=b"s",
+                    metadata=SnapshotMetadata(index=10, term=7, conf_state=ConfState([1])))
     st.apply_snapshot(snap)
     assert (st.first_index(), st.last_index(), st.term(10)) == (11, 10, 7)
     assert st.snapshot() == snap

@@ -110,7 +110,7 @@ class LocalCluster:
                 rec = sm if sm is not None else Recorder()
                 self.sms[i] = rec
                 self.servers[i] = RaftServer(self.config(i, **over), rec)
-            except BaseException as e:  # surfaced below
+            except BaseException as e:  # noqa: BLE001 - surfaced below, in the caller's thread
                 errors.append(e)
         threads = [threading.Thread(target=run, args=(i,)) for i in ids]
         for t in threads:

@@ -136,7 +136,8 @@ def test_api_logger_and_levels(tmp_path):
         logging.getLogger("easyraft.test").log(25, "notice line")
         logging.getLogger("easyraft.test").info("info line")
         assert easyraft.RAFT_SetLogLevel(99) == easyraft.RAFT_ERR_INVALID
-        assert easyraft.RAFT_SetLogger(str(tmp_path / "no" / "dir" / "x.log")) == easyraft.RAFT_ERR_INVALID
+        rc = easyraft.RAFT_SetLogger(str(tmp_path / "no" / "dir" / "x.log"))
+        assert rc == easyraft.RAFT_ERR_INVALID
     finally:
         easyraft.RAFT_SetLogger(None)
         logging.getLogger("easyraft").propagate = True
@@ -170,7 +171,7 @@ def test_aio_raftnodes_on_one_loop(tmp_path):
         nodes = [aio.RaftNode(c.config(i), sms[i]) for i in c.urls]
         await asyncio.gather(*(n.start() for n in nodes))
         try:
-            term, index = await nodes[0].propose(b"async", timeout=5)
+            _term, index = await nodes[0].propose(b"async", timeout=5)
             assert index >= 4
             await nodes[1].read_barrier(timeout=5)
             assert b"async" in sms[2].data

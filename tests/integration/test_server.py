@@ -181,7 +181,7 @@ def test_server_one_membership_change_at_a_time(cluster):
     def first_add():
         try:
             s.add_server(9, f"http://127.0.0.1:{free_port()}", timeout=2)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the test asserts on whatever the change got
             outcome.append(e)
     t = threading.Thread(target=first_add)
     t.start()
@@ -259,7 +259,8 @@ def test_server_slow_on_commit_does_not_cost_leadership(tmp_path):
         c.start()
         leader = c.leader()
         term = c.servers[leader].status()["term"]
-        c.sms[leader].commit_hook = lambda data, term, index: time.sleep(0.5) if data == b"slow" else None
+        c.sms[leader].commit_hook = (
+            lambda data, term, index: time.sleep(0.5) if data == b"slow" else None)
         c.servers[leader].propose(b"slow", timeout=5)
         # 0.5 s is 25 election ticks of 20 ms: heartbeats must keep flowing.
         time.sleep(1.0)

@@ -15,7 +15,8 @@ SEG = 8192
 def make(d, n=30):
     w = WAL.create(d, b"meta", segment_size=SEG)
     for i in range(1, n + 1):
-        w.save(HardState(term=2, vote=1, commit=i), [Entry(term=2, index=i, data=b"payload-%03d" % i * 10)], True)
+        w.save(HardState(term=2, vote=1, commit=i),
+               [Entry(term=2, index=i, data=b"payload-%03d" % i * 10)], True)
     w.save_snapshot(10, 2)
     last = w._offset
     w.close()

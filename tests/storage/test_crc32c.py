@@ -25,7 +25,8 @@ def test_crc32c_known_vector():
     assert mod.crc32c_table(b"123456789") == 0xE3069283
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 255, 767, 768, 769, 24575, 24576, 24577, 100_003, 1 << 20])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 255, 767, 768, 769, 24575, 24576, 24577, 100_003,
+                               1 << 20])
 def test_crc32c_sizes_match_crcmod(path, n):
     data = bytes((i * 131 + 7) & 0xFF for i in range(n))
     assert mod.crc32c(data) == crcmod_crc32c(data)
@@ -46,7 +47,8 @@ def test_crc32c_random_buffers_match_crcmod_on_both_paths(data, split, offset):
 
 
 # The fixture only selects the path for the whole test; examples share it.
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=st.binary(max_size=3000), b=st.binary(max_size=3000), c=st.binary(max_size=3000))
 def test_crc32c_x3_kernels_match_single(path, a, b, c):
     want = (crcmod_crc32c(a), crcmod_crc32c(b), crcmod_crc32c(c))
@@ -81,7 +83,8 @@ def test_crc32c_and_walrec_are_compiled():
         assert m.__file__.endswith((".so", ".pyd")), m.__file__
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plen=st.integers(0, 40), seed=st.binary(min_size=3, max_size=3),
        a=st.binary(max_size=2000), b=st.binary(max_size=2000), c=st.binary(max_size=2000))
 def test_crc32c_prefix_copy_x3_matches_single(path, plen, seed, a, b, c):

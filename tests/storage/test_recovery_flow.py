@@ -19,7 +19,7 @@ def restart(waldir, snapdir):
     if loaded is not None:
         index, term = loaded[0].metadata.index, loaded[0].metadata.term
     w = WAL.open(waldir, index, term, segment_size=SEG)
-    meta, hs, es = w.read_all()
+    _meta, hs, es = w.read_all()
     return loaded, w, hs, es
 
 
@@ -49,7 +49,8 @@ def test_recovery_flow_snapshot_purge_restart(tmp_path):
         assert snap.metadata.index == 600 and snap.data == b"state-600"
         assert peers == PEERS and list(snap.metadata.conf_state.voters) == [1, 2, 4]
         assert es == ents(601, 801) and hs.commit == 800
-        w.save(HardState(term=2, vote=2, commit=805), [Entry(term=2, index=i) for i in range(801, 806)], True)
+        w.save(HardState(term=2, vote=2, commit=805),
+               [Entry(term=2, index=i) for i in range(801, 806)], True)
     finally:
         w.close()
     loaded, w, hs, es = restart(waldir, snapdir)

@@ -34,7 +34,7 @@ def test_snap_file_is_compressed_and_checked(tmp_path):
     for pos in (0, 9, 20, len(raw) // 2, len(raw) - 1):
         bad = bytearray(raw)
         bad[pos] ^= 1
-        with pytest.raises(CorruptSnapshotError, match="^snap: "):
+        with pytest.raises(CorruptSnapshotError, match=r"^snap: "):
             decode_snapshot_file(bytes(bad))
     with pytest.raises(CorruptSnapshotError):
         decode_snapshot_file(raw[:-3])

@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def ents(lo, hi, term=1, size=100):
     """Entries [lo, hi) whose data is derived from (term, index)."""
-    return [Entry(term=term, index=i, data=bytes([(i * 7 + term) & 0xFF]) * size) for i in range(lo, hi)]
+    return [Entry(term=term, index=i, data=bytes([(i * 7 + term) & 0xFF]) * size)
+            for i in range(lo, hi)]
 
 
 def tail_path(d):
@@ -36,7 +37,8 @@ def write_log(d, n, batch=10, seg=SEG, size=100, meta=b"meta"):
 
 def _save_batches(w, lo, hi, batch=10):
     for i in range(lo, hi, batch):
-        w.save(HardState(term=1, vote=1, commit=min(i + batch, hi) - 1), ents(i, min(i + batch, hi)), True)
+        w.save(HardState(term=1, vote=1, commit=min(i + batch, hi) - 1),
+               ents(i, min(i + batch, hi)), True)
 
 
 def reopen(d, snap_index=0, snap_term=0, seg=SEG):
@@ -124,7 +126,7 @@ def test_wal_open_at_snapshot_returns_entries_after_it(tmp_path):
     w.save_snapshot(250, 1)
     w.save(None, ents(301, 311), True)
     w.close()
-    w, _, hs, es = reopen(d, 250, 1)
+    w, _, _hs, es = reopen(d, 250, 1)
     w.close()
     assert es == ents(251, 311)
     with pytest.raises(CorruptWALError, match="term 1, expected 2"):
@@ -218,7 +220,7 @@ def test_wal_truncated_last_record_at_every_offset(tmp_path, caplog):
 def test_wal_unwritten_sectors_in_last_write_are_torn(tmp_path, caplog):
     # Power loss in the middle of the last (unsynced) write: some of its
     # sectors never reached the disk and read back as the preallocated zeros.
-    d, tail, start, end = _log_with_last_record(tmp_path, size=3000)
+    d, tail, start, _end = _log_with_last_record(tmp_path, size=3000)
     with open(tail, "r+b") as f:
         first_sector = (start // 512 + 1) * 512
         f.seek(first_sector)
@@ -298,7 +300,7 @@ def test_wal_corruption_in_tail_with_records_after_is_not_truncated(tmp_path):
 def test_wal_corrupt_last_synced_record_is_detected(tmp_path):
     # A bit flip (no zero sector) in the very last record: acknowledged
     # data, so it must not be dropped as if it were a torn write.
-    d, tail, start, end = _log_with_last_record(tmp_path)
+    d, tail, start, _end = _log_with_last_record(tmp_path)
     _flip(tail, start + 100)
     with pytest.raises(CorruptWALError) as ei:
         reopen(d)
@@ -348,7 +350,8 @@ def test_wal_segment_preparation_runs_ahead_and_is_cleaned_up(tmp_path):
     d = str(tmp_path / "wal")
     w = WAL.create(d, b"m", segment_size=SEG)
     w._pipeline._next.result()             # the next segment is ready before any cut
-    assert any(n.endswith(".tmp") and os.path.getsize(os.path.join(d, n)) == SEG for n in os.listdir(d))
+    assert any(n.endswith(".tmp") and os.path.getsize(os.path.join(d, n)) == SEG
+               for n in os.listdir(d))
     _save_batches(w, 1, 401)
     assert len(w.segments) > 3
     w.close()
@@ -399,8 +402,11 @@ def test_wal_lock_second_object_same_process(tmp_path):
 def test_wal_lock_second_process(tmp_path):
     d = str(tmp_path / "wal")
     w = WAL.create(d, b"m", segment_size=SEG)
-    code = ("import sys\nfrom easyraft.storage.wal import WAL\nfrom easyraft.errors import WALLockedError\n"
-            "try:\n    WAL.open(sys.argv[1])\nexcept WALLockedError as e:\n    print(e); sys.exit(3)\n"
+    code = ("import sys\n"
+            "from easyraft.storage.wal import WAL\n"
+            "from easyraft.errors import WALLockedError\n"
+            "try:\n    WAL.open(sys.argv[1])\n"
+            "except WALLockedError as e:\n    print(e); sys.exit(3)\n"
             "sys.exit(0)\n")
     env = dict(os.environ, PYTHONPATH=ROOT)
     try:
@@ -437,7 +443,7 @@ def test_wal_purge_keeps_what_recovery_needs(tmp_path):
     # Exactly the segments before the one holding index 400 went, oldest first.
     assert removed == before[:holder]
     assert names == before[holder:]
-    assert sorted(n for n in os.listdir(d) if not n.endswith(".tmp")) == sorted(names + [".lock"])
+    assert sorted(n for n in os.listdir(d) if not n.endswith(".tmp")) == sorted([*names, ".lock"])
     w.save(None, ents(601, 610), True)
     w.close()
     w, _, _, es = reopen(d, 400, 1)
@@ -484,7 +490,7 @@ def test_wal_save_skips_empty_hard_state_and_takes_any_sequence(tmp_path):
 
 
 def test_wal_refused_log_is_not_modified_even_its_torn_tail(tmp_path):
-    d, tail, start, end = _log_with_last_record(tmp_path)
+    d, tail, _start, end = _log_with_last_record(tmp_path)
     with open(tail, "r+b") as f:
         f.seek(end)
         f.write(b"\x5a" * 30)                 # a torn write after the last record

@@ -49,7 +49,7 @@ def test_wal_survives_sigkill_at_random_moments(tmp_path):
         assert proc.returncode == -signal.SIGKILL
         w = WAL.open(d, segment_size=SEG)
         try:
-            meta, hs, ents = w.read_all()
+            meta, _hs, ents = w.read_all()
         finally:
             w.close()
         assert meta == b"crash-test"

@@ -13,14 +13,16 @@ from easyraft.storage.wal import WAL
 SEG = 8192
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sizes=st.lists(st.integers(0, 900), min_size=1, max_size=40),
        batch=st.integers(1, 7), cut=st.floats(0, 1), zero_fill=st.booleans())
 def test_wal_truncation_anywhere_in_tail_yields_prefix(tmp_path, sizes, batch, cut, zero_fill):
     d = str(tmp_path / "wal")
     shutil.rmtree(d, ignore_errors=True)      # tmp_path is shared by the examples
     # Non-zero payload bytes: zero-filling a record's zeros would change nothing.
-    entries = [Entry(term=1, index=i + 1, data=bytes([i % 255 + 1]) * n) for i, n in enumerate(sizes)]
+    entries = [Entry(term=1, index=i + 1, data=bytes([i % 255 + 1]) * n)
+               for i, n in enumerate(sizes)]
     w = WAL.create(d, b"m", segment_size=SEG)
     for lo in range(0, len(entries), batch):
         w.save(None, entries[lo:lo + batch], must_sync=True)
@@ -30,8 +32,9 @@ def test_wal_truncation_anywhere_in_tail_yields_prefix(tmp_path, sizes, batch, c
     with open(tail, "rb") as f:
         size = len(f.read())
     last = recs[-1]
-    last_len = {"entry": lambda v: 21 + len(v.data), "state": lambda v: 24,
-                "snapshot": lambda v: 16, "metadata": len, "crc": lambda v: 4}[last.type](last.value)
+    sizers = {"entry": lambda v: 21 + len(v.data), "state": lambda v: 24,
+              "snapshot": lambda v: 16, "metadata": len, "crc": lambda v: 4}
+    last_len = sizers[last.type](last.value)
     end = last.offset + frame_size(last_len)
     # The segment's three header records (crc, metadata, snapshot marker or
     # hard state) were synced before it got its name: never torn.

@@ -16,7 +16,8 @@ from easyraft._core.walrec import (
     frame_size,
 )
 
-CRC, ENTRY, SNAPSHOT, STATE = RecordType.CRC, RecordType.ENTRY, RecordType.SNAPSHOT, RecordType.STATE
+CRC, ENTRY = RecordType.CRC, RecordType.ENTRY
+SNAPSHOT, STATE = RecordType.SNAPSHOT, RecordType.STATE
 
 entries_st = st.lists(
     st.builds(lambda t, i, ty, d: Entry(term=t, index=i, type=ty, data=d),
@@ -72,8 +73,10 @@ def test_walrec_round_trip_with_states_and_markers(impl):
         while (r := dec.decode(ents, after=0)) is not None:
             recs.append(r[:2])
         # Entries 4..10 of term 1 were overwritten by the term-2 ones.
-        assert [(e.index, e.term) for e in ents] == [(1, 1), (2, 1), (3, 1)] + [(i, 2) for i in range(4, 11)]
-        assert recs == [(CRC, struct.pack("<I", 0)), (STATE, codec.encode_hard_state(HardState(term=1, vote=2, commit=3))),
+        assert [(e.index, e.term) for e in ents] == [(1, 1), (2, 1), (3, 1),
+                                                     *[(i, 2) for i in range(4, 11)]]
+        assert recs == [(CRC, struct.pack("<I", 0)),
+                        (STATE, codec.encode_hard_state(HardState(term=1, vote=2, commit=3))),
                         (SNAPSHOT, struct.pack("<QQ", 5, 1)),
                         (STATE, codec.encode_hard_state(HardState(term=2, vote=2, commit=6)))]
         assert dec.chain == enc.chain

@@ -136,8 +136,8 @@ class Node:
         data = snapshot_data(size)
         crc = zlib.crc32(data)
         m = Message(type=MsgType.MsgSnap, to=to, frm=self.args.id, term=2,
-                    snapshot=Snapshot(data, SnapshotMetadata(index=1000, term=2,
-                                                             conf_state=ConfState(voters=[1, 2, 3]))))
+                    snapshot=Snapshot(data, SnapshotMetadata(
+                        index=1000, term=2, conf_state=ConfState(voters=[1, 2, 3]))))
         del data        # the message now holds the only reference
         self.t.send([m])
         del m

@@ -127,7 +127,7 @@ def test_rejections_from_raw_client(listener):
     n = listener
     for name, parts, want in CASES:
         if name == "snapshot-too-large":
-            parts = parts + [_snapshot_too_large_body()]
+            parts = [*parts, _snapshot_too_large_body()]
         reply = exchange(n.port, *parts)
         assert statuses(reply) == want, (name, reply[:300])
     st = n.call("state")

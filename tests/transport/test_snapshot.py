@@ -30,7 +30,7 @@ def test_snapshot_reader_round_trip_any_split(data, cuts, chunk):
     raw = body(m, chunk)
     r = SnapshotReader(max_header=1 << 16, max_snapshot_size=1 << 20, chunk_size=97)
     prev = 0
-    for c in sorted(set(min(c, len(raw)) for c in cuts)) + [len(raw)]:
+    for c in [*sorted(set(min(c, len(raw)) for c in cuts)), len(raw)]:
         r.feed(raw[prev:c])
         prev = c
     assert r.finish() == m

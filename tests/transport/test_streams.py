@@ -23,7 +23,8 @@ def test_stream_two_processes_exchange_messages(spawn):
     assert peer(sa, 2)["reachable"] and peer(sb, 1)["reachable"]
     assert peer(sb, 1)["active"] >= 0      # heard from a
     text = a.call("metrics")["text"]
-    assert 'easyraft_transport_messages_sent_total{cluster="1",node="1",peer="2",type="MsgApp"} 20' in text
+    assert ('easyraft_transport_messages_sent_total'
+            '{cluster="1",node="1",peer="2",type="MsgApp"} 20') in text
     assert 'messages_received_total{cluster="1",node="1",peer="2",type="MsgAppResp"} 500' in text
 
 

@@ -46,7 +46,7 @@ def test_wire_encode_batch_matches_codec_and_reader_round_trips(ms, cuts):
     # Any split of the stream decodes to the same messages, in order.
     r = FrameReader(1 << 20, initial=64)
     got, off = [], 0
-    for size in cuts + [len(buf)]:
+    for size in [*cuts, len(buf)]:
         chunk = buf[off:off + size]
         off += len(chunk)
         got += r.push(chunk)
