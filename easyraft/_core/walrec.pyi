@@ -2,7 +2,7 @@ import enum
 
 from typing_extensions import Buffer
 
-from easyraft._core.types import CodecError, Entry, HardState
+from easyraft._core.types import CodecError as CodecError, Entry, HardState
 
 class RecordType(enum.IntEnum):
     METADATA = 1

@@ -1,7 +1,11 @@
 # Type stub for the compiled easyraft._core.wire (transport helpers).
 from typing import Any
 
-from easyraft._core.types import Message
+from easyraft._core.types import (
+    CodecError as CodecError,
+    FrameTooLargeError as FrameTooLargeError,
+    Message,
+)
 
 TYPE_COUNT: int
 
