@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: compile debug annotate test bench clean
+.PHONY: compile debug annotate test bench lint clean
 
 compile:
 	$(PYTHON) setup.py build_ext --inplace
@@ -17,5 +17,9 @@ test: compile
 bench: compile
 	$(PYTHON) -m pytest -q benchmarks --benchmark-only
 
+lint:
+	$(PYTHON) -m ruff check easyraft tests benchmarks
+	$(PYTHON) -m mypy easyraft
+
 clean:
-	rm -rf build easyraft/_core/*.c easyraft/_core/*.so easyraft/_core/*.html
+	rm -rf build easyraft/_core/*.c easyraft/_core/*.so easyraft/_core/*.html .mypy_cache .ruff_cache
