@@ -194,7 +194,7 @@ static uint64_t er_crc32c_hw_serial(uint64_t c, const unsigned char *p, size_t l
  * store and the crc32 instruction, so the copy hides under the CRC's
  * 1-per-cycle throughput instead of costing a second pass. */
 __attribute__((target("sse4.2")))
-static uint64_t er_crc32c_hw_copy_serial(uint64_t c, unsigned char *d, const unsigned char *s, size_t len)
+static inline __attribute__((always_inline)) uint64_t er_crc32c_hw_copy_serial(uint64_t c, unsigned char *d, const unsigned char *s, size_t len)
 {
     while (len >= 8) {
         uint64_t w;
