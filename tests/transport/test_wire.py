@@ -1,0 +1,136 @@
+"""The compiled transport helpers in easyraft._core.wire, against the codec."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+from easyraft._core.codec import decode_frames, encode_frames
+from easyraft._core.types import (
+    CodecError,
+    Entry,
+    FrameTooLargeError,
+    Message,
+    MsgType,
+    Snapshot,
+    SnapshotMetadata,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from easyraft._core import wire
+from easyraft._core.wire import Counters, FrameReader, encode_batch, group_by_to, tally
+
+
+def test_wire_is_compiled():
+    assert wire.__file__.endswith((".so", ".pyd"))
+
+
+def msg(to: int = 2, frm: int = 1, t: MsgType = MsgType.MsgApp, n: int = 0,
+        size: int = 10) -> Message:
+    return Message(type=t, to=to, frm=frm, term=3, index=7,
+                   entries=[Entry(term=3, index=i + 1, data=b"d" * size) for i in range(n)])
+
+
+messages = st.lists(st.builds(msg, to=st.integers(1, 4), frm=st.integers(1, 4),
+                              t=st.sampled_from([MsgType.MsgApp, MsgType.MsgHeartbeat,
+                                                 MsgType.MsgVote, MsgType.MsgAppResp]),
+                              n=st.integers(0, 5), size=st.integers(0, 300)), max_size=40)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ms=messages, cuts=st.lists(st.integers(1, 4000), max_size=10))
+def test_wire_encode_batch_matches_codec_and_reader_round_trips(ms, cuts):
+    c = Counters()
+    buf, dropped = encode_batch(ms, c, 1 << 20)
+    assert buf == encode_frames(ms) and dropped == []
+    assert c.messages == len(ms) and c.bytes == len(buf)
+    # Any split of the stream decodes to the same messages, in order.
+    r = FrameReader(1 << 20, initial=64)
+    got, off = [], 0
+    for size in cuts + [len(buf)]:
+        chunk = buf[off:off + size]
+        off += len(chunk)
+        got += r.push(chunk)
+    assert got == ms and r.pending == 0
+
+
+def test_wire_encode_batch_drops_oversized_frames():
+    small, big = msg(n=1), msg(n=4, size=1000)
+    c = Counters()
+    buf, dropped = encode_batch([small, big, small], c, 500)
+    assert dropped == [big]
+    assert decode_frames(buf)[0] == [small, small]
+    assert c.rows() == [(int(MsgType.MsgApp), 2, len(buf))]
+
+
+def test_wire_encode_batch_rejects_bad_fields():
+    m = msg()
+    m.entries = ["not an entry"]
+    with pytest.raises(TypeError):
+        encode_batch([m], Counters(), 1 << 20)
+
+
+def test_wire_tally_stops_at_misrouted_message():
+    ms = [msg(frm=1, to=2), msg(frm=1, to=2), msg(frm=3, to=2), msg(frm=1, to=2)]
+    c = Counters()
+    assert tally(ms, c, 1, 2, False) == 2
+    assert c.messages == 2
+    assert tally([msg(to=5)], Counters(), 1, 2) == 0
+    snap = Message(type=MsgType.MsgSnap, to=2, frm=1, snapshot=Snapshot(b"x", SnapshotMetadata()))
+    assert tally([snap], Counters(), 1, 2, False) == 0
+    assert tally([snap], Counters(), 1, 2, True) == -1
+
+
+def test_wire_group_by_to_keeps_order_and_splits_snapshots():
+    snap = Message(type=MsgType.MsgSnap, to=3, frm=1, snapshot=Snapshot(b"x", SnapshotMetadata()))
+    a, b, c = msg(to=2), msg(to=3), msg(to=2)
+    groups, snaps = group_by_to([a, b, snap, c])
+    assert groups == {2: [a, c], 3: [b]} and snaps == [snap]
+    same = [a, c]
+    groups, snaps = group_by_to(same)
+    assert groups[2] is same and snaps == []      # the one-peer Ready is not copied
+    assert group_by_to([]) == ({}, [])
+
+
+def test_wire_frame_reader_hostile_prefix_does_not_grow():
+    r = FrameReader(1 << 20, initial=1024)
+    with pytest.raises(FrameTooLargeError):
+        r.push(b"\xff\xff\xff\xff" + b"x" * 100)
+    assert len(r.get_buffer()) <= 1024
+
+
+def test_wire_frame_reader_grows_for_an_allowed_large_frame():
+    m = msg(n=8, size=4000)      # ~32 KiB frame into a 1 KiB initial buffer
+    r = FrameReader(1 << 20, initial=1024)
+    assert r.push(encode_frames([m, m])) == [m, m]
+
+
+def test_wire_frame_reader_batches_and_errors():
+    ms = [msg(t=MsgType.MsgHeartbeat) for _ in range(600)]
+    r = FrameReader(1 << 20)
+    data = encode_frames(ms)
+    view = r.get_buffer()
+    view[:len(data)] = data
+    batches = [r.feed(len(data))]
+    while batches[-1]:
+        batches.append(r.next_batch())
+    assert [len(b) for b in batches[:-1]] == [256, 256, 88]
+    bad = FrameReader(1 << 20)
+    with pytest.raises(CodecError):
+        bad.push(struct.pack("<I", 3) + b"\x01\x02\x03")
+    with pytest.raises(ValueError):
+        FrameReader(1024).feed(10 ** 6)
+
+
+def test_wire_frame_reader_checks_routing_and_counts():
+    c = Counters()
+    r = FrameReader(1 << 20, counters=c, frm=1, to=2)
+    good = [msg(frm=1, to=2, n=2), msg(frm=1, to=2, t=MsgType.MsgHeartbeat)]
+    data = encode_frames(good)
+    assert r.push(data) == good
+    assert c.messages == 2 and c.bytes == len(data)
+    for bad in (msg(frm=3, to=2), msg(frm=1, to=4),
+                Message(type=MsgType.MsgSnap, to=2, frm=1,
+                        snapshot=Snapshot(b"x", SnapshotMetadata()))):
+        with pytest.raises(CodecError, match="does not belong"):
+            FrameReader(1 << 20, frm=1, to=2).push(encode_frames([good[0], bad]))
