@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -152,6 +153,9 @@ class Node:
         self._snap_index = 0
         self._snap_in_progress = False
         self.snapshots_taken = 0
+        self._loop_thread: int | None = None
+        self._status_cache: dict[str, Any] = {"id": config.id, "cluster_id": config.cluster_id,
+                                               "state": self.state.name, "running": False}
 
     # --- lifecycle -------------------------------------------------------
 
@@ -159,6 +163,7 @@ class Node:
         """Open storage, replay it, start peers; return once the replayed
         entries are applied (leader wait is the caller's choice)."""
         self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         cfg = self.config
         try:
             restart = self._open_storage()
@@ -278,6 +283,7 @@ class Node:
                     fut.set_exception(err)
             if self._pending_cc is not None and not self._pending_cc[1].done():
                 self._pending_cc[1].set_exception(err)
+            self._status_cache = self._build_status()
             self.stopped.set()
             logger.info("node %d of cluster %d stopped", self.id, self.cluster_id)
 
@@ -301,6 +307,7 @@ class Node:
         assert self.rawnode is not None and self.loop is not None
         self.rawnode.tick()
         self._kick()
+        self._status_cache = self._build_status()
         self._ticker = self.loop.call_later(self.config.tickms / 1000.0, self._tick)
 
     def _process_ready(self) -> None:
@@ -778,6 +785,17 @@ class Node:
         return peer_id in self.removed
 
     def status(self) -> dict[str, Any]:
+        """This node's status, callable from any thread.
+
+        The core is not thread-safe, so off the loop's thread (the shared
+        listener may run on another loop) this returns the copy the loop
+        refreshes on every tick.
+        """
+        if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
+            return dict(self._status_cache)
+        return self._build_status()
+
+    def _build_status(self) -> dict[str, Any]:
         rn = self.rawnode
         st = rn.status() if rn is not None else None
         snap = self.storage.snapshot().metadata

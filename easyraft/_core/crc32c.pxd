@@ -22,6 +22,8 @@ cdef void crc32c_copy_update_x3(uint32_t *crc, char **dst, const char **src,
                                 const size_t *n) noexcept nogil
 
 # crc[i] = update(crc[i], prefix[i][:plen] + src[i][:n[i]]) while copying
-# src[i] to dst[i]: one call finishes three WAL records.
+# src[i] to dst[i]: one call finishes three WAL records. Where the CPU has
+# AVX2 + VPCLMULQDQ, part of each payload is folded with carry-less
+# multiplies beside the crc32 instruction (crc32c_impl.h says why and how).
 cdef void crc32c_prefix_copy_update_x3(uint32_t *crc, const char **prefix, size_t plen,
                                        char **dst, const char **src, const size_t *n) noexcept nogil

@@ -23,6 +23,9 @@ cdef extern from "crc32c_impl.h":
                                      const char **src, const size_t *n) noexcept nogil
     void er_crc32c_hw_prefix_copy_x3(uint32_t *crc, const char **prefix, size_t plen, char **dst,
                                      const char **src, const size_t *n) noexcept nogil
+    void er_crc32c_clmul_prefix_copy_x3(uint32_t *crc, const char **prefix, size_t plen, char **dst,
+                                        const char **src, const size_t *n) noexcept nogil
+    int er_crc32c_cpu_has_clmul() noexcept nogil
 
 ctypedef uint32_t (*update_fn)(uint32_t, const char *, size_t) noexcept nogil
 ctypedef void (*update_x3_fn)(uint32_t *, const char **, const size_t *) noexcept nogil
@@ -35,14 +38,20 @@ ctypedef void (*prefix_copy_x3_fn)(uint32_t *, const char **, size_t, char **, c
 DEF NOGIL_THRESHOLD = 64 * 1024
 
 cdef bint _cpu_has_hw = er_crc32c_init()
+cdef bint _cpu_has_clmul = _cpu_has_hw and er_crc32c_cpu_has_clmul()
 cdef update_fn _update = er_crc32c_hw if _cpu_has_hw else er_crc32c_sw
 cdef update_x3_fn _update_x3 = er_crc32c_hw_x3 if _cpu_has_hw else er_crc32c_sw_x3
 cdef copy_x3_fn _copy_x3 = er_crc32c_hw_copy_x3 if _cpu_has_hw else er_crc32c_copy_sw_x3
-cdef prefix_copy_x3_fn _prefix_copy_x3 = (er_crc32c_hw_prefix_copy_x3 if _cpu_has_hw
-                                          else er_crc32c_prefix_copy_sw_x3)
+# The WAL encoder's kernel: crc32 + VPCLMULQDQ where the CPU has both (see
+# crc32c_impl.h for why), else crc32 alone, else tables.
+cdef prefix_copy_x3_fn _prefix_copy_x3 = (
+    er_crc32c_clmul_prefix_copy_x3 if _cpu_has_clmul
+    else er_crc32c_hw_prefix_copy_x3 if _cpu_has_hw else er_crc32c_prefix_copy_sw_x3)
 
 #: True when this build and CPU can use the SSE4.2 instruction.
 HAVE_HARDWARE = bool(_cpu_has_hw)
+#: True when the WAL record kernel can also fold with VPCLMULQDQ (AVX2).
+HAVE_CLMUL = bool(_cpu_has_clmul)
 
 
 cdef uint32_t crc32c_update(uint32_t crc, const char *buf, Py_ssize_t n) noexcept nogil:
@@ -151,15 +160,21 @@ def crc32c_prefix_copy_x3(prefixes, payloads):
 
 
 def use_implementation(str name):
-    """Select the path crc32c() and the WAL use: "hardware", "table" or "auto".
+    """Select the path crc32c() and the WAL use: "clmul", "hardware", "table" or "auto".
 
-    For tests and benchmarks that must exercise the fallback on a CPU that
-    has the instruction. Returns the name of the path now in use.
+    "clmul" is "hardware" with the WAL record kernel also folding with
+    VPCLMULQDQ. For tests and benchmarks that must exercise a fallback on a
+    CPU that has the faster path. Returns the name of the path now in use.
     """
     global _update, _update_x3, _copy_x3, _prefix_copy_x3
     if name == "auto":
-        name = "hardware" if _cpu_has_hw else "table"
-    if name == "hardware":
+        name = "clmul" if _cpu_has_clmul else "hardware" if _cpu_has_hw else "table"
+    if name == "clmul":
+        if not _cpu_has_clmul:
+            raise RuntimeError("crc32c: AVX2 + VPCLMULQDQ are not available here")
+        _update, _update_x3, _copy_x3 = er_crc32c_hw, er_crc32c_hw_x3, er_crc32c_hw_copy_x3
+        _prefix_copy_x3 = er_crc32c_clmul_prefix_copy_x3
+    elif name == "hardware":
         if not _cpu_has_hw:
             raise RuntimeError("crc32c: the SSE4.2 crc32 instruction is not available here")
         _update, _update_x3, _copy_x3 = er_crc32c_hw, er_crc32c_hw_x3, er_crc32c_hw_copy_x3
@@ -173,5 +188,7 @@ def use_implementation(str name):
 
 
 def implementation():
-    """Return the name of the path in use: "hardware" or "table"."""
+    """Return the name of the path in use: "clmul", "hardware" or "table"."""
+    if _prefix_copy_x3 == er_crc32c_clmul_prefix_copy_x3:
+        return "clmul"
     return "hardware" if _update == er_crc32c_hw else "table"

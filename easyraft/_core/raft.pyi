@@ -5,7 +5,7 @@ from typing import Any, Protocol, final
 
 from easyraft._core.storage import MemoryStorage
 from easyraft._core.types import (
-    ConfChangeError as ConfChangeError,
+    CompactedError as CompactedError,
     MsgType as MsgType,
     ProposalDroppedError as ProposalDroppedError,
     RaftError as RaftError,

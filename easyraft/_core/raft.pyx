@@ -26,7 +26,8 @@ from easyraft._core.types cimport (Message, Entry, HardState, SoftState, ConfSta
                                    MsgUnreachable, MsgSnapStatus, MsgCheckQuorum,
                                    MsgTransferLeader, MsgTimeoutNow, MsgReadIndex,
                                    MsgReadIndexResp, MsgPreVote, MsgPreVoteResp)
-from easyraft._core.types import ProposalDroppedError, RaftError, ConfChangeError, MsgType, StateType
+from easyraft._core.types import (ProposalDroppedError, RaftError, CompactedError, MsgType,
+                                  StateType)
 from easyraft._core.log cimport RaftLog
 from easyraft._core.storage cimport MemoryStorage, TERM_OK, TERM_COMPACTED
 from easyraft._core.progress cimport (Progress, ProgressTracker, StateProbe, StateReplicate,
@@ -250,7 +251,7 @@ cdef class Raft:
         if rc == TERM_OK:
             try:
                 ents = self.raft_log.entries(pr.next, self.max_msg_size)
-            except RaftError:   # CompactedError
+            except CompactedError:
                 need_snapshot = True
         else:
             need_snapshot = True

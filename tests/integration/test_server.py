@@ -316,3 +316,29 @@ def test_server_two_clusters_share_one_listening_url(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_server_refuses_to_start_on_a_corrupt_wal(tmp_path):
+    with LocalCluster(tmp_path) as c:
+        c.start()
+        c.leader()
+        for k in range(20):
+            c.servers[1].propose_and_wait(b"w%d" % k, timeout=5)
+        cfg = c.config(2)
+        c.stop(2)
+        import glob
+        seg = sorted(glob.glob(f"{cfg['waldir']}/*.wal"))[0]
+        with open(seg, "r+b") as f:
+            f.seek(200)              # inside an early record, far from the tail
+            b = f.read(1)
+            f.seek(200)
+            f.write(bytes([b[0] ^ 0xFF]))
+        with pytest.raises(easyraft.CorruptWALError) as ei:
+            RaftServer(cfg, Recorder())
+        assert ei.value.file.endswith(".wal") and ei.value.offset <= 200
+        easyraft.RAFT_SetContext(Recorder())
+        assert easyraft.RAFT_NewRaftServer(None, cfg) is None
+        assert "corrupt" in easyraft.RAFT_GetLastError()
+        # The lock was released: the others still run, and the operator's
+        # verify names the problem.
+        c.servers[1].propose_and_wait(b"still-fine", timeout=5)

@@ -7,7 +7,8 @@ from easyraft._core import _ref, crc32c as mod
 
 crcmod_crc32c = crcmod.predefined.mkCrcFun("crc-32c")
 
-PATHS = ["table"] + (["hardware"] if mod.HAVE_HARDWARE else [])
+PATHS = (["table"] + (["hardware"] if mod.HAVE_HARDWARE else [])
+         + (["clmul"] if mod.HAVE_CLMUL else []))
 
 
 @pytest.fixture(params=PATHS)
@@ -65,7 +66,14 @@ def test_crc32c_use_implementation_selects_path():
     try:
         assert mod.use_implementation("table") == "table"
         assert mod.implementation() == "table"
-        assert mod.use_implementation("auto") == ("hardware" if mod.HAVE_HARDWARE else "table")
+        assert mod.use_implementation("auto") == ("clmul" if mod.HAVE_CLMUL else
+                                                  "hardware" if mod.HAVE_HARDWARE else "table")
+        assert mod.implementation() == mod.use_implementation("auto")
+        if mod.HAVE_HARDWARE:
+            assert mod.use_implementation("hardware") == mod.implementation() == "hardware"
+        if not mod.HAVE_CLMUL:
+            with pytest.raises(RuntimeError):
+                mod.use_implementation("clmul")
         with pytest.raises(ValueError):
             mod.use_implementation("nope")
     finally:
@@ -92,3 +100,27 @@ def test_crc32c_prefix_copy_x3_matches_single(path, plen, seed, a, b, c):
     copies, crcs = mod.crc32c_prefix_copy_x3(prefixes, [a, b, c])
     assert copies == (a, b, c)
     assert crcs == tuple(crcmod_crc32c(p + x) for p, x in zip(prefixes, (a, b, c), strict=True))
+
+
+def _prefix_copy_cases():
+    # The hybrid kernel splits each payload at 32m and 64m, m = min(len) // 64
+    # capped at 128, and hands a remainder of >= 768 bytes to the 3-stream
+    # loop: equal lengths around every split, the cap, and unequal triples.
+    cases = [(n, n, n) for n in range(0, 200)]
+    cases += [(n, n, n) for n in (255, 256, 511, 512, 513, 540, 575, 576, 1023, 1024, 4096)]
+    cases += [(n, n, n) for n in (128 * 64 - 1, 128 * 64, 128 * 64 + 767, 128 * 64 + 768, 20000)]
+    cases += [(64, 65, 2000), (3000, 512, 700), (1000, 1000, 63), (9000, 16500, 8300)]
+    return cases
+
+
+@pytest.mark.parametrize("plen", [0, 3, 8, 28, 36])
+def test_crc32c_prefix_copy_x3_split_points(path, plen):
+    import random
+    rnd = random.Random(plen)
+    for lens in _prefix_copy_cases():
+        prefixes = [rnd.randbytes(plen) for _ in range(3)]
+        payloads = [rnd.randbytes(n) for n in lens]
+        copies, crcs = mod.crc32c_prefix_copy_x3(prefixes, payloads)
+        assert copies == tuple(payloads), lens
+        assert crcs == tuple(crcmod_crc32c(p + x)
+                             for p, x in zip(prefixes, payloads, strict=True)), lens
