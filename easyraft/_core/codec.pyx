@@ -243,16 +243,21 @@ cdef char *write_message(char *p, Message m) except NULL:
     return p
 
 
-cdef int _check_message(Message m) except -1:
+cdef int check_message(Message m) except -1:
     # Fields are public, so a caller may have stored None where bytes/list go.
+    cdef Py_ssize_t i, n
+    cdef object e
     if m.entries is None or m.context is None:
         raise TypeError("codec: message entries/context must not be None")
-    if PyBytes_GET_SIZE(m.context) > 0xFFFFFFFF or PyList_GET_SIZE(m.entries) > 0xFFFFFFFF:
+    n = PyList_GET_SIZE(m.entries)
+    if PyBytes_GET_SIZE(m.context) > ER_U32_MAX or n > ER_U32_MAX:
         raise CodecError("codec: message context or entry list too large to encode")
-    for e in m.entries:
-        if not isinstance(e, Entry):
+    for i in range(n):
+        e = <object>PyList_GET_ITEM(m.entries, i)
+        # Entry is final: an exact type check is enough and costs no MRO walk.
+        if type(e) is not Entry:
             raise TypeError(f"codec: message entries must be Entry, got {e.__class__.__name__}")
-        if PyBytes_GET_SIZE((<Entry>e).data) > 0xFFFFFFFF:
+        if PyBytes_GET_SIZE((<Entry>e).data) > ER_U32_MAX:
             raise CodecError("codec: entry data larger than 4 GiB cannot be encoded")
     return 0
 
@@ -277,7 +282,7 @@ cdef inline int _expect_end(Reader *r, const char *what) except -1:
 
 def encode_entry(Entry e not None):
     """Return the binary form of one entry."""
-    if PyBytes_GET_SIZE(e.data) > 0xFFFFFFFF:
+    if PyBytes_GET_SIZE(e.data) > ER_U32_MAX:
         raise CodecError("codec: entry data larger than 4 GiB cannot be encoded")
     cdef bytes out = PyBytes_FromStringAndSize(NULL, entry_size(e))
     write_entry(PyBytes_AS_STRING(out), e)
@@ -370,7 +375,7 @@ def decode_conf_state(object data):
 
 def encode_message(Message m not None):
     """Return the binary form of one message."""
-    _check_message(m)
+    check_message(m)
     cdef Py_ssize_t size = message_size(m)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
     write_message(PyBytes_AS_STRING(out), m)
@@ -400,9 +405,9 @@ def encode_frames(list messages not None):
         if not isinstance(item, Message):
             raise TypeError(f"codec: encode_frames needs Message items, got {type(item).__name__}")
         m = <Message>item
-        _check_message(m)
+        check_message(m)
         size = message_size(m)
-        if size > 0xFFFFFFFF:
+        if size > ER_U32_MAX:
             raise CodecError(f"codec: message of {size} bytes exceeds the frame limit")
         total += FRAME_PREFIX_SIZE + size
     cdef bytes out = PyBytes_FromStringAndSize(NULL, total)

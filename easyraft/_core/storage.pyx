@@ -168,6 +168,10 @@ cdef class MemoryStorage:
         """
         if not isinstance(entries, list):
             entries = list(entries)
+        # Checked before any change, so a bad item cannot leave the log cut short.
+        for e in entries:
+            if type(e) is not Entry:
+                raise TypeError(f"storage: append() needs Entry items, got {type(e).__name__}")
         self.c_append(entries)
 
     cdef int c_append(self, list entries) except -1:
@@ -176,7 +180,7 @@ cdef class MemoryStorage:
         cdef uint64_t first_index, last
         if n == 0:
             return 0
-        first = <Entry?>PyList_GET_ITEM(entries, 0)
+        first = <Entry?><object>PyList_GET_ITEM(entries, 0)
         first_index = self.c_first_index()
         last = first.index + <uint64_t>n - 1
         # Shortcut if there is no new entry.
@@ -186,7 +190,7 @@ cdef class MemoryStorage:
         skip = 0
         if first_index > first.index:
             skip = <Py_ssize_t>(first_index - first.index)
-        first = <Entry?>PyList_GET_ITEM(entries, skip)
+        first = <Entry?><object>PyList_GET_ITEM(entries, skip)
         at = <Py_ssize_t>(first.index - self.offset)
         if at > self.length:
             raise RaftError(f"raft: missing log entry [last: {self.c_last_index()}, "
@@ -198,7 +202,7 @@ cdef class MemoryStorage:
         self._reserve(self.length + n - skip)
         k = self.length
         for i in range(skip, n):
-            e = <Entry?>PyList_GET_ITEM(entries, i)
+            e = <Entry?><object>PyList_GET_ITEM(entries, i)
             if e.index != self.offset + <uint64_t>k:
                 raise RaftError(f"raft: appended entries are not contiguous at index {e.index}")
             self.terms[k] = e.term

@@ -2,10 +2,10 @@
 # counters and snapshot reader), kept in compiled code because they touch
 # every message or every snapshot byte.
 #
-# - tally() / encode_batch(): per-type message and byte counts into a
-#   Counters object while checking routing fields (receive side) or while
-#   encoding the flush buffer (send side), so metrics cost no Python loop
-#   and no second pass per message.
+# - tally() / FrameQueue: per-type message and byte counts into a Counters
+#   object while checking routing fields (receive side) or while encoding
+#   the frames a stream will write (send side), so metrics cost no Python
+#   loop and no second pass per message.
 # - group_by_to(): split a Ready's messages by destination peer.
 # - FrameReader: the receive buffer of a stream, decoding frames in place.
 # - SnapshotBuffer: receives a streamed snapshot into one bytes object grown
@@ -25,8 +25,9 @@ from libc.string cimport memcpy, memmove, memset
 from libc.stdint cimport uint32_t
 
 from easyraft._core.types cimport Entry, Message, MsgSnap, MSG_TYPE_COUNT
-from easyraft._core.codec cimport (message_size, read_message, write_message, Reader,
-                                  er_load_u32, er_store_u32, FRAME_PREFIX_SIZE)
+from easyraft._core.codec cimport (check_message, message_size, read_message, write_message,
+                                  Reader, er_load_u32, er_store_u32, ER_U32_MAX,
+                                  FRAME_PREFIX_SIZE)
 from easyraft._core.types import CodecError, FrameTooLargeError
 
 # One counter slot per MsgType value.
@@ -37,7 +38,7 @@ TYPE_COUNT = MSG_TYPE_COUNT
 cdef class Counters:
     """Messages and framed bytes by MsgType, for one direction of one peer.
 
-    Plain C arrays, so tally()/encode_batch() add to them without acquiring
+    Plain C arrays, so tally()/FrameQueue add to them without acquiring
     a buffer per call; rows() is for the (rare) metrics scrape.
     """
     cdef uint64_t _msgs[MSG_TYPE_COUNT]     # messages counted, by type
@@ -74,7 +75,7 @@ def tally(list messages, Counters counters not None, uint64_t frm=0, uint64_t to
     cdef Py_ssize_t i, n = PyList_GET_SIZE(messages)
     cdef Message m
     for i in range(n):
-        m = <Message?>PyList_GET_ITEM(messages, i)
+        m = <Message?><object>PyList_GET_ITEM(messages, i)
         if frm and m.frm != frm:
             return i
         if to and m.to != to:
@@ -87,64 +88,161 @@ def tally(list messages, Counters counters not None, uint64_t frm=0, uint64_t to
     return -1
 
 
-cdef int _check_message(Message m) except -1:
-    # Mirrors codec's own check (message_size/write_message trust their
-    # input): fields are public, so a caller may have stored anything there.
-    cdef Py_ssize_t j, ne
-    cdef object e
-    if m.entries is None or m.context is None:
-        raise TypeError("transport: message entries/context must not be None")
-    ne = PyList_GET_SIZE(m.entries)
-    for j in range(ne):
-        e = <object>PyList_GET_ITEM(m.entries, j)
-        # Entry is final: an exact type check is enough and costs no MRO walk.
-        if type(e) is not Entry:
-            raise TypeError(f"transport: message entries must be Entry, got "
-                            f"{e.__class__.__name__}")
-        if PyBytes_GET_SIZE((<Entry>e).data) > 0xFFFFFFFF:
-            raise CodecError("transport: entry data larger than 4 GiB cannot be encoded")
-    if PyBytes_GET_SIZE(m.context) > 0xFFFFFFFF:
-        raise CodecError("transport: message context too large to encode")
-    return 0
+@cython.final
+cdef class FrameQueue:
+    """Frames waiting to go out on one peer stream (etcd: a stream writer's msgc).
 
+    push() encodes messages straight into one buffer as they are sent, so a
+    flush is a single write of bytes already framed, nothing per message is
+    left to do then, and no Message outlives the send() that queued it.
+    take() hands the buffer over (no copy) and counts its frames into the
+    stream's sent Counters; clear() discards it when the link goes down, so
+    messages never sent are never counted as sent.
 
-def encode_batch(list messages, Counters counters not None, Py_ssize_t max_frame):
-    """Encode messages as frames (as codec.encode_frames) and count them.
-
-    One pass sizes, checks and counts, one pass writes: the flush of a peer
-    stream costs a single buffer and no second walk for metrics. Returns
-    (buffer, dropped) where dropped lists the messages left out because
-    their frame would exceed max_frame (the receiver would close the stream).
+    Bounded by a message count (`limit`): what does not fit is left out and
+    reported to the caller, which drops it (raft retransmits). A message
+    whose frame would exceed `max_frame` is left out too, into `oversized`,
+    because the receiver would close the stream on it (413), costing every
+    message behind it.
     """
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(messages), total = 0, size
-    cdef Message m
-    cdef list dropped = None
-    cdef list keep = messages
-    for i in range(n):
-        m = <Message?>PyList_GET_ITEM(messages, i)
-        _check_message(m)
-        size = message_size(m)
-        if size > max_frame or size > 0xFFFFFFFF:
-            if dropped is None:
-                dropped = []
-                keep = list(messages[:i])
-            dropped.append(m)
-            continue
-        if dropped is not None:
-            keep.append(m)
-        total += FRAME_PREFIX_SIZE + size
-        counters._msgs[m.type] += 1
-        counters._bytes[m.type] += <uint64_t>(FRAME_PREFIX_SIZE + size)
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
-    cdef char *p = PyBytes_AS_STRING(out)
-    cdef char *end
-    n = PyList_GET_SIZE(keep)
-    for i in range(n):
-        m = <Message>PyList_GET_ITEM(keep, i)
-        end = write_message(p + FRAME_PREFIX_SIZE, m)
-        er_store_u32(p, <uint32_t>(end - p - FRAME_PREFIX_SIZE))
-        p = end
-    return out, (dropped if dropped is not None else [])
+    cdef object _buf            # bytes being filled (refcount 1), or None
+    cdef Py_ssize_t _used       # bytes of complete frames in _buf
+    cdef Py_ssize_t _cap        # len(_buf); 0 when _buf is None
+    cdef Py_ssize_t _count      # messages queued
+    cdef Py_ssize_t _limit
+    cdef Py_ssize_t _max_frame
+    cdef list _oversized        # left out for size since take_oversized(); None if none
+    cdef uint64_t _msgs[MSG_TYPE_COUNT]     # queued, by type: moved into Counters by take()
+    cdef uint64_t _bytes[MSG_TYPE_COUNT]
+
+    def __cinit__(self, Py_ssize_t limit, Py_ssize_t max_frame):
+        if limit <= 0 or max_frame <= 0:
+            raise ValueError("transport: frame queue limit and max_frame must be positive")
+        self._limit = limit
+        self._max_frame = max_frame
+        self._buf = None
+        self._used = self._cap = self._count = 0
+        memset(self._msgs, 0, sizeof(self._msgs))
+        memset(self._bytes, 0, sizeof(self._bytes))
+
+    def __len__(self):
+        return self._count
+
+    @property
+    def nbytes(self):
+        """Bytes queued (complete frames, prefixes included)."""
+        return self._used
+
+    cdef inline bint _fits(self, Py_ssize_t size) noexcept:
+        return size <= self._max_frame and size <= ER_U32_MAX
+
+    cdef int _reserve(self, Py_ssize_t extra) except -1:
+        # Exact size for the first push after a take (the usual one push per
+        # flush needs no resize at all), doubling after that.
+        cdef Py_ssize_t need = self._used + extra, cap
+        cdef PyObject *p
+        if need <= self._cap:
+            return 0
+        if self._buf is None:
+            self._buf = PyBytes_FromStringAndSize(NULL, need)
+            self._cap = need
+            return 0
+        cap = max(need, 2 * self._cap)
+        # _PyBytes_Resize needs the only reference: move ours into p.
+        p = <PyObject *>self._buf
+        Py_XINCREF(p)
+        self._buf = None
+        self._cap = 0
+        _PyBytes_Resize(&p, cap)    # on failure p is freed and we raise
+        self._buf = <object>p       # takes its own reference...
+        Py_XDECREF(p)               # ...so drop the one p held
+        self._cap = cap
+        return 0
+
+    cpdef Py_ssize_t push(self, list messages) except -1:
+        """Queue messages in order; return how many were left out (queue full or oversized).
+
+        Raises TypeError/CodecError for a message that cannot be encoded,
+        before queueing any message of the batch.
+        """
+        cdef Py_ssize_t i, n, size, total = 0, accepted = 0
+        cdef Py_ssize_t room = self._limit - self._count
+        cdef Message m
+        cdef char *p
+        cdef char *end
+        if messages is None:
+            raise TypeError("transport: push() needs a list of messages")
+        n = PyList_GET_SIZE(messages)
+        # Pass 1 checks and sizes; pass 2 writes by the same rules.
+        for i in range(n):
+            m = <Message?><object>PyList_GET_ITEM(messages, i)
+            check_message(m)
+            size = message_size(m)
+            if not self._fits(size):
+                continue
+            if accepted == room:
+                break
+            accepted += 1
+            total += FRAME_PREFIX_SIZE + size
+        if total:
+            self._reserve(total)
+        p = PyBytes_AS_STRING(self._buf) + self._used if total else NULL
+        accepted = 0
+        for i in range(n):
+            m = <Message>PyList_GET_ITEM(messages, i)
+            size = message_size(m)
+            if not self._fits(size):
+                if self._oversized is None:
+                    self._oversized = []
+                self._oversized.append(m)
+                continue
+            if accepted == room:
+                break
+            end = write_message(p + FRAME_PREFIX_SIZE, m)
+            er_store_u32(p, <uint32_t>size)
+            p = end
+            accepted += 1
+            self._msgs[m.type] += 1
+            self._bytes[m.type] += <uint64_t>(FRAME_PREFIX_SIZE + size)
+        self._used += total
+        self._count += accepted
+        return n - accepted
+
+    def take_oversized(self):
+        """Return (and forget) the messages left out for their size since the last call."""
+        out = self._oversized if self._oversized is not None else []
+        self._oversized = None
+        return out
+
+    def take(self, Counters sent not None):
+        """Return every queued frame as one bytes object (None if empty), counted into sent."""
+        cdef Py_ssize_t i
+        cdef PyObject *p
+        if self._count == 0:
+            return None
+        for i in range(MSG_TYPE_COUNT):
+            sent._msgs[i] += self._msgs[i]
+            sent._bytes[i] += self._bytes[i]
+        memset(self._msgs, 0, sizeof(self._msgs))
+        memset(self._bytes, 0, sizeof(self._bytes))
+        p = <PyObject *>self._buf
+        Py_XINCREF(p)
+        self._buf = None
+        if self._used < self._cap:
+            _PyBytes_Resize(&p, self._used)     # shrinks in place; on failure p is freed
+        self._used = self._cap = self._count = 0
+        out = <object>p
+        Py_XDECREF(p)
+        return out
+
+    def clear(self):
+        """Discard everything queued; return how many messages that was."""
+        cdef Py_ssize_t n = self._count
+        self._buf = None
+        self._used = self._cap = self._count = 0
+        memset(self._msgs, 0, sizeof(self._msgs))
+        memset(self._bytes, 0, sizeof(self._bytes))
+        return n
 
 
 @cython.final
@@ -233,7 +331,7 @@ def group_by_to(list messages):
     cdef list snaps = []
     cdef list g
     for i in range(n):
-        m = <Message?>PyList_GET_ITEM(messages, i)
+        m = <Message?><object>PyList_GET_ITEM(messages, i)
         if m.type == MsgSnap:
             uniform = False
             break

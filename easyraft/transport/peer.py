@@ -4,8 +4,8 @@ etcd's rafthttp gives each peer a long-lived stream writer fed by a bounded
 channel and a separate snapshot sender; this is the same on asyncio
 Protocols. Invariants:
 
-- send() never blocks and never awaits: messages go to a bounded list that is
-  flushed once per loop iteration as one buffer of codec frames, one write.
+- send() never blocks and never awaits: messages are encoded at once into
+  the peer's bounded FrameQueue, flushed once per loop iteration as one write.
 - A message that cannot be queued (queue full, or the link is down and in
   backoff) is dropped, counted, and the node is told report_unreachable(),
   once per send() call; raft retransmits what matters.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 
 from easyraft._core.types import Message
-from easyraft._core.wire import encode_batch
+from easyraft._core.wire import FrameQueue
 from easyraft.transport.protocol import (
     SNAPSHOT_PATH,
     STREAM_PATH,
@@ -210,7 +210,8 @@ class Peer:
         self.stats = t.stats_for(peer_id)
         self.state = _CONNECTING
         self.conn: _StreamClient | None = None
-        self.pending: list[Message] = []
+        # Frames encoded by send(), written by the next flush.
+        self.queue = FrameQueue(t.queue_size, t.max_frame)
         self.paused = False
         self._flush_scheduled = False
         self.last_error = ""
@@ -235,18 +236,28 @@ class Peer:
 
     def send(self, msgs: list[Message]) -> None:
         """Queue messages (none of them MsgSnap) for this peer; never blocks."""
-        if self.state == _ACTIVE or self.state == _CONNECTING:
-            room = self.t.queue_size - len(self.pending)
-            if len(msgs) <= room:
-                self.pending += msgs
-                self.schedule_flush()
-                return
-            if room > 0:
-                self.pending += msgs[:room]
-                self.schedule_flush()
-            self._drop(len(msgs) - max(room, 0), "queue full")
+        state = self.state
+        if state == _ACTIVE or state == _CONNECTING:
+            left_out = self.queue.push(msgs)
+            if not self._flush_scheduled and state == _ACTIVE and not self.paused and self.queue:
+                self._flush_scheduled = True
+                self.t.loop.call_soon(self._flush)
+            if left_out:
+                self._left_out(left_out)
         else:
             self._drop(len(msgs), "peer unreachable")
+
+    def _left_out(self, n: int) -> None:
+        oversized = self.queue.take_oversized()
+        for m in oversized:
+            # The peer would close the stream on a frame over its limit
+            # (413), so such a message is dropped here instead of costing
+            # every message behind it.
+            logger.error("transport: dropped %r to peer %d: its frame exceeds the limit "
+                         "of %d bytes", m, self.id, self.t.max_frame)
+        self.stats.dropped += len(oversized)
+        if n > len(oversized):
+            self._drop(n - len(oversized), "queue full")
 
     def _drop(self, n: int, why: str) -> None:
         self.stats.dropped += n
@@ -269,29 +280,23 @@ class Peer:
             self._writable.set_result(None)
 
     def schedule_flush(self) -> None:
-        if (not self._flush_scheduled and self.pending and self.state == _ACTIVE
+        if (not self._flush_scheduled and self.queue and self.state == _ACTIVE
                 and not self.paused):
             self._flush_scheduled = True
             self.t.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        # Everything queued since the last flush goes out as one buffer.
+        # Everything queued since the last flush goes out as one write.
         self._flush_scheduled = False
         conn = self.conn
-        if (conn is None or conn.tr is None or conn.tr.is_closing() or self.paused
-                or not self.pending):
+        if conn is None or self.paused:
             return
-        batch, self.pending = self.pending, []
-        buf, dropped = encode_batch(batch, self.stats.sent, self.t.max_frame)
-        if dropped:
-            # The peer would close the stream on a frame over its limit
-            # (413), so such a message is dropped here instead of costing
-            # every message behind it.
-            self.stats.dropped += len(dropped)
-            for m in dropped:
-                logger.error("transport: dropped %r to peer %d: its frame exceeds the limit "
-                             "of %d bytes", m, self.id, self.t.max_frame)
-        conn.tr.write(buf)
+        tr = conn.tr
+        if tr is None or tr.is_closing():
+            return
+        buf = self.queue.take(self.stats.sent)
+        if buf is not None:
+            tr.write(buf)
 
     # -- connection ----------------------------------------------------------------
 
@@ -365,8 +370,8 @@ class Peer:
                 return
             # Backoff with jitter; update_peer() cuts it short.
             self.state = _BACKOFF
-            if self.pending:
-                n, self.pending = len(self.pending), []
+            n = self.queue.clear()
+            if n:
                 self._drop(n, "peer unreachable")
             else:
                 t.report_unreachable(self.id)
@@ -392,7 +397,7 @@ class Peer:
 
     async def stop(self) -> None:
         self.state = _STOPPED
-        self.pending = []
+        self.queue.clear()
         if self.conn is not None and self.conn.tr is not None:
             self.conn.tr.close()
         tasks = [self._task, *self._snapshots]

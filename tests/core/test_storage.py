@@ -131,6 +131,13 @@ def test_storage_append_with_gap_raises():
     assert st.last_index() == 5
 
 
+def test_storage_append_refuses_non_entries_without_changing_the_log():
+    st = storage_3_4_5()
+    with pytest.raises(TypeError, match="Entry"):
+        st.append([Entry(term=4, index=4), "not an entry"])     # would truncate 5
+    assert ids(st.entries(st.first_index(), st.last_index() + 1)) == [(4, 4), (5, 5)]
+
+
 def test_storage_apply_snapshot_replaces_log():
     st = storage_3_4_5()
     with pytest.raises(SnapOutOfDateError):

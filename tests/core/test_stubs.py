@@ -60,6 +60,7 @@ FACTORIES: dict[str, Callable[[], object]] = {
     "Counters": lambda: importlib.import_module("easyraft._core.wire").Counters(),
     "SnapshotBuffer": lambda: importlib.import_module("easyraft._core.wire").SnapshotBuffer(8),
     "FrameReader": lambda: importlib.import_module("easyraft._core.wire").FrameReader(1024),
+    "FrameQueue": lambda: importlib.import_module("easyraft._core.wire").FrameQueue(8, 1024),
     "Decoder": lambda: importlib.import_module("easyraft._core.walrec").Decoder(b""),
 }
 

@@ -17,7 +17,7 @@ from easyraft._core.types import (
     Snapshot,
     SnapshotMetadata,
 )
-from easyraft._core.wire import Counters, FrameReader, encode_batch, group_by_to, tally
+from easyraft._core.wire import Counters, FrameQueue, FrameReader, group_by_to, tally
 
 
 def test_wire_is_compiled():
@@ -37,12 +37,18 @@ messages = st.lists(st.builds(msg, to=st.integers(1, 4), frm=st.integers(1, 4),
 
 
 @settings(max_examples=80, deadline=None)
-@given(ms=messages, cuts=st.lists(st.integers(1, 4000), max_size=10))
-def test_wire_encode_batch_matches_codec_and_reader_round_trips(ms, cuts):
-    c = Counters()
-    buf, dropped = encode_batch(ms, c, 1 << 20)
-    assert buf == encode_frames(ms) and dropped == []
-    assert c.messages == len(ms) and c.bytes == len(buf)
+@given(ms=messages, split=st.integers(0, 40), cuts=st.lists(st.integers(1, 4000), max_size=10))
+def test_wire_frame_queue_matches_codec_and_reader_round_trips(ms, split, cuts):
+    q, sent = FrameQueue(1 << 20, 1 << 20), Counters()
+    # Two pushes before one take: the second one grows the buffer.
+    assert q.push(ms[:split]) == 0 and q.push(ms[split:]) == 0
+    assert len(q) == len(ms) and sent.messages == 0     # counted as sent only by take()
+    buf = q.take(sent)
+    if not ms:
+        assert buf is None
+        return
+    assert buf == encode_frames(ms) and q.nbytes == 0 and len(q) == 0
+    assert sent.messages == len(ms) and sent.bytes == len(buf)
     # Any split of the stream decodes to the same messages, in order.
     r = FrameReader(1 << 20, initial=64)
     got, off = [], 0
@@ -53,20 +59,56 @@ def test_wire_encode_batch_matches_codec_and_reader_round_trips(ms, cuts):
     assert got == ms and r.pending == 0
 
 
-def test_wire_encode_batch_drops_oversized_frames():
+def test_wire_frame_queue_leaves_out_oversized_frames():
     small, big = msg(n=1), msg(n=4, size=1000)
-    c = Counters()
-    buf, dropped = encode_batch([small, big, small], c, 500)
-    assert dropped == [big]
+    q, sent = FrameQueue(100, 500), Counters()
+    assert q.push([small, big, small]) == 1
+    assert q.take_oversized() == [big] and q.take_oversized() == []
+    buf = q.take(sent)
     assert decode_frames(buf)[0] == [small, small]
-    assert c.rows() == [(int(MsgType.MsgApp), 2, len(buf))]
+    assert sent.rows() == [(int(MsgType.MsgApp), 2, len(buf))]
 
 
-def test_wire_encode_batch_rejects_bad_fields():
-    m = msg()
-    m.entries = ["not an entry"]
+def test_wire_frame_queue_is_bounded_by_its_limit():
+    ms = [msg(n=1) for _ in range(5)]
+    q = FrameQueue(3, 1 << 20)
+    assert q.push(ms[:2]) == 0
+    assert q.push(ms[2:]) == 2          # one fits, two are left out
+    assert len(q) == 3 and q.take_oversized() == []
+    assert decode_frames(q.take(Counters()))[0] == ms[:3]
+    assert q.push(ms) == 2              # room again after take()
+
+
+def test_wire_frame_queue_clear_discards_without_counting():
+    q, sent = FrameQueue(10, 1 << 20), Counters()
+    q.push([msg(), msg()])
+    assert q.clear() == 2 and len(q) == 0 and q.nbytes == 0
+    assert q.take(sent) is None and sent.messages == 0
+    q.push([msg()])
+    assert decode_frames(q.take(sent))[0] == [msg()] and sent.messages == 1
+
+
+def test_wire_frame_queue_rejects_bad_messages_before_queueing_any():
+    good, bad = msg(), msg()
+    bad.entries = ["not an entry"]
+    q = FrameQueue(10, 1 << 20)
+    with pytest.raises(TypeError, match="Entry"):
+        q.push([good, bad])
     with pytest.raises(TypeError):
-        encode_batch([m], Counters(), 1 << 20)
+        q.push([good, "not a message"])
+    with pytest.raises(TypeError):
+        q.push(None)
+    assert len(q) == 0 and q.take(Counters()) is None
+    with pytest.raises(ValueError):
+        FrameQueue(0, 100)
+
+
+def test_wire_helpers_refuse_non_messages():
+    # A checked cast of a borrowed list item: a str must raise, not be read as a Message.
+    with pytest.raises(TypeError):
+        group_by_to([msg(), "x"])
+    with pytest.raises(TypeError):
+        tally(["x"], Counters())
 
 
 def test_wire_tally_stops_at_misrouted_message():
