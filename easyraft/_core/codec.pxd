@@ -30,8 +30,10 @@ cdef Py_ssize_t entry_size(Entry e) noexcept
 cdef Py_ssize_t message_size(Message m) except -1
 cdef char *write_entry(char *p, Entry e) noexcept
 cdef char *write_message(char *p, Message m) except NULL
-# Raise TypeError/CodecError for a message write_message cannot encode.
+# Raise TypeError/CodecError for a message write_message cannot encode;
+# checked_message_size also returns message_size(m).
 cdef int check_message(Message m) except -1
+cdef Py_ssize_t checked_message_size(Message m) except -1
 
 cdef Entry read_entry(Reader *r)
 cdef Message read_message(Reader *r)

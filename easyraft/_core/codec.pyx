@@ -19,6 +19,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_SIZE, PyList_GET_ITEM
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from libc.string cimport memcpy
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
@@ -243,22 +244,35 @@ cdef char *write_message(char *p, Message m) except NULL:
     return p
 
 
-cdef int check_message(Message m) except -1:
-    # Fields are public, so a caller may have stored None where bytes/list go.
-    cdef Py_ssize_t i, n
-    cdef object e
+cdef Py_ssize_t checked_message_size(Message m) except -1:
+    # Fields are public, so a caller may have stored None where bytes/list
+    # go, or anything in the entry list: check while sizing, in one walk.
+    cdef Py_ssize_t i, n, size, ds
+    cdef PyObject *e
     if m.entries is None or m.context is None:
         raise TypeError("codec: message entries/context must not be None")
     n = PyList_GET_SIZE(m.entries)
-    if PyBytes_GET_SIZE(m.context) > ER_U32_MAX or n > ER_U32_MAX:
+    size = PyBytes_GET_SIZE(m.context)
+    if size > ER_U32_MAX or n > ER_U32_MAX:
         raise CodecError("codec: message context or entry list too large to encode")
+    size += MESSAGE_HEADER_SIZE
     for i in range(n):
-        e = <object>PyList_GET_ITEM(m.entries, i)
+        e = PyList_GET_ITEM(m.entries, i)
         # Entry is final: an exact type check is enough and costs no MRO walk.
-        if type(e) is not Entry:
-            raise TypeError(f"codec: message entries must be Entry, got {e.__class__.__name__}")
-        if PyBytes_GET_SIZE((<Entry>e).data) > ER_U32_MAX:
+        if type(<object>e) is not Entry:
+            raise TypeError(f"codec: message entries must be Entry, got "
+                            f"{(<object>e).__class__.__name__}")
+        ds = PyBytes_GET_SIZE((<Entry>e).data)
+        if ds > ER_U32_MAX:
             raise CodecError("codec: entry data larger than 4 GiB cannot be encoded")
+        size += ENTRY_HEADER_SIZE + ds
+    if m.snapshot is not None:
+        size += 16 + _conf_state_size(m.snapshot.metadata.conf_state) + 8 + len(m.snapshot.data)
+    return size
+
+
+cdef int check_message(Message m) except -1:
+    checked_message_size(m)
     return 0
 
 

@@ -25,7 +25,7 @@ from libc.string cimport memcpy, memmove, memset
 from libc.stdint cimport uint32_t
 
 from easyraft._core.types cimport Entry, Message, MsgSnap, MSG_TYPE_COUNT
-from easyraft._core.codec cimport (check_message, message_size, read_message, write_message,
+from easyraft._core.codec cimport (checked_message_size, message_size, read_message, write_message,
                                   Reader, er_load_u32, er_store_u32, ER_U32_MAX,
                                   FRAME_PREFIX_SIZE)
 from easyraft._core.types import CodecError, FrameTooLargeError
@@ -86,6 +86,12 @@ def tally(list messages, Counters counters not None, uint64_t frm=0, uint64_t to
         counters._msgs[m.type] += 1
         counters._bytes[m.type] += <uint64_t>(message_size(m) + FRAME_PREFIX_SIZE)
     return -1
+
+
+# FrameQueue.push() remembers this many message sizes between its two passes
+# (a Ready rarely holds more for one peer; later ones are sized again).
+cdef enum:
+    SIZE_CACHE = 256
 
 
 @cython.final
@@ -165,47 +171,54 @@ cdef class FrameQueue:
         Raises TypeError/CodecError for a message that cannot be encoded,
         before queueing any message of the batch.
         """
-        cdef Py_ssize_t i, n, size, total = 0, accepted = 0
+        cdef Py_ssize_t i, n, size, total = 0, accepted = 0, stop, oversized = 0
         cdef Py_ssize_t room = self._limit - self._count
+        cdef Py_ssize_t sizes[SIZE_CACHE]  # pass 1's sizes, for pass 2
         cdef Message m
         cdef char *p
         cdef char *end
         if messages is None:
             raise TypeError("transport: push() needs a list of messages")
         n = PyList_GET_SIZE(messages)
-        # Pass 1 checks and sizes; pass 2 writes by the same rules.
+        # Pass 1 checks and sizes; pass 2 writes by the same rules. Nothing
+        # between them allocates a GC object, so no finalizer can run and
+        # change the list: pass 2 may trust pass 1's types and sizes.
+        stop = n
         for i in range(n):
             m = <Message?><object>PyList_GET_ITEM(messages, i)
-            check_message(m)
-            size = message_size(m)
+            size = checked_message_size(m)
+            if i < SIZE_CACHE:
+                sizes[i] = size
             if not self._fits(size):
                 continue
             if accepted == room:
+                stop = i
                 break
             accepted += 1
             total += FRAME_PREFIX_SIZE + size
         if total:
             self._reserve(total)
-        p = PyBytes_AS_STRING(self._buf) + self._used if total else NULL
-        accepted = 0
-        for i in range(n):
-            m = <Message>PyList_GET_ITEM(messages, i)
-            size = message_size(m)
-            if not self._fits(size):
-                if self._oversized is None:
-                    self._oversized = []
-                self._oversized.append(m)
-                continue
-            if accepted == room:
-                break
-            end = write_message(p + FRAME_PREFIX_SIZE, m)
-            er_store_u32(p, <uint32_t>size)
-            p = end
-            accepted += 1
-            self._msgs[m.type] += 1
-            self._bytes[m.type] += <uint64_t>(FRAME_PREFIX_SIZE + size)
+            p = PyBytes_AS_STRING(self._buf) + self._used
+            for i in range(stop):
+                m = <Message>PyList_GET_ITEM(messages, i)
+                size = sizes[i] if i < SIZE_CACHE else message_size(m)
+                if not self._fits(size):
+                    continue
+                end = write_message(p + FRAME_PREFIX_SIZE, m)
+                er_store_u32(p, <uint32_t>size)
+                p = end
+                self._msgs[m.type] += 1
+                self._bytes[m.type] += <uint64_t>(FRAME_PREFIX_SIZE + size)
         self._used += total
         self._count += accepted
+        if accepted < stop:
+            # Rare: collect what was too large, now that the queue is consistent.
+            for i in range(min(stop, PyList_GET_SIZE(messages))):
+                m = <Message?><object>PyList_GET_ITEM(messages, i)
+                if not self._fits(checked_message_size(m)):
+                    if self._oversized is None:
+                        self._oversized = []
+                    self._oversized.append(m)
         return n - accepted
 
     def take_oversized(self):
