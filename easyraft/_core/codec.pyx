@@ -25,7 +25,7 @@ from libc.string cimport memcpy
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 from easyraft._core.types cimport (Entry, HardState, Message, Snapshot, SnapshotMetadata,
-                                   ConfState, MSG_TYPE_COUNT, EntryConfChange)
+                                   ConfState, MSG_TYPE_COUNT, EntryConfChange, msg_entry_count)
 from easyraft._core.types import CodecError, FrameTooLargeError
 
 DEF FLAG_REJECT = 1
@@ -153,7 +153,7 @@ cdef Message read_message(Reader *r):
             e = read_entry(r)
             Py_INCREF(e)
             PyList_SET_ITEM(entries, i, e)
-        m.entries = entries
+        m._entries = entries
     if flags & FLAG_SNAPSHOT:
         meta = _read_snapshot_metadata(r)
         _need(r, 8, b"snapshot data length")
@@ -176,9 +176,9 @@ cdef inline Py_ssize_t _conf_state_size(ConfState cs) noexcept:
 
 cdef Py_ssize_t message_size(Message m) except -1:
     cdef Py_ssize_t size = MESSAGE_HEADER_SIZE + PyBytes_GET_SIZE(m.context)
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(m.entries)
+    cdef Py_ssize_t i, n = msg_entry_count(m)
     for i in range(n):
-        size += entry_size(<Entry>PyList_GET_ITEM(m.entries, i))
+        size += entry_size(<Entry>PyList_GET_ITEM(m._entries, i))
     if m.snapshot is not None:
         size += 16 + _conf_state_size(m.snapshot.metadata.conf_state) + 8 + len(m.snapshot.data)
     return size
@@ -209,7 +209,7 @@ cdef char *_write_conf_state(char *p, ConfState cs) except NULL:
 
 
 cdef char *write_message(char *p, Message m) except NULL:
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(m.entries)
+    cdef Py_ssize_t i, n = msg_entry_count(m)
     cdef Py_ssize_t nctx = PyBytes_GET_SIZE(m.context)
     cdef uint8_t flags = 0
     if m.reject:
@@ -227,12 +227,13 @@ cdef char *write_message(char *p, Message m) except NULL:
     er_store_u64(p + 50, m.reject_hint)
     er_store_u32(p + 58, <uint32_t>nctx)
     p += 62
-    memcpy(p, PyBytes_AS_STRING(m.context), nctx)
-    p += nctx
+    if nctx:
+        memcpy(p, PyBytes_AS_STRING(m.context), nctx)
+        p += nctx
     er_store_u32(p, <uint32_t>n)
     p += 4
     for i in range(n):
-        p = write_entry(p, <Entry>PyList_GET_ITEM(m.entries, i))
+        p = write_entry(p, <Entry>PyList_GET_ITEM(m._entries, i))
     if m.snapshot is not None:
         er_store_u64(p, m.snapshot.metadata.index)
         er_store_u64(p + 8, m.snapshot.metadata.term)
@@ -249,15 +250,15 @@ cdef Py_ssize_t checked_message_size(Message m) except -1:
     # go, or anything in the entry list: check while sizing, in one walk.
     cdef Py_ssize_t i, n, size, ds
     cdef PyObject *e
-    if m.entries is None or m.context is None:
-        raise TypeError("codec: message entries/context must not be None")
-    n = PyList_GET_SIZE(m.entries)
+    if m.context is None:
+        raise TypeError("codec: message context must not be None")
+    n = msg_entry_count(m)
     size = PyBytes_GET_SIZE(m.context)
     if size > ER_U32_MAX or n > ER_U32_MAX:
         raise CodecError("codec: message context or entry list too large to encode")
     size += MESSAGE_HEADER_SIZE
     for i in range(n):
-        e = PyList_GET_ITEM(m.entries, i)
+        e = PyList_GET_ITEM(m._entries, i)
         # Entry is final: an exact type check is enough and costs no MRO walk.
         if type(<object>e) is not Entry:
             raise TypeError(f"codec: message entries must be Entry, got "

@@ -18,6 +18,7 @@ from cpython.bytes cimport PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t, UINT64_MAX
 
 from easyraft._core.types cimport (Message, Entry, HardState, SoftState, ConfState, ConfChange,
+                                   msg_entries, msg_entry_count,
                                    Snapshot, ReadState, empty_snapshot, vote_resp_type,
                                    NONE, EntryNormal, EntryConfChange,
                                    StateFollower, StateCandidate, StateLeader, StatePreCandidate,
@@ -275,7 +276,7 @@ cdef class Raft:
             m = Message.new(MsgApp, to, NONE, 0)
             m.index = pr.next - 1
             m.log_term = term
-            m.entries = ents
+            m._entries = ents
             m.commit = self.raft_log.committed
             n = PyList_GET_SIZE(ents)
             if n != 0:
@@ -695,7 +696,7 @@ cdef class Raft:
                     pr.recent_active = False
             return 0
         if m.type == MsgProp:
-            n = PyList_GET_SIZE(m.entries)
+            n = msg_entry_count(m)
             if n == 0:
                 raise RaftError(f"raft: {self.id} stepped empty MsgProp")
             if self.prs.get(self.id) is None:
@@ -707,7 +708,7 @@ cdef class Raft:
                                   "dropping proposal", self.id, self.term, self.lead_transferee)
                 raise ProposalDroppedError("raft: proposal dropped (leadership transfer in progress)")
             for i in range(n):
-                e = <Entry>PyList_GET_ITEM(m.entries, i)
+                e = <Entry>PyList_GET_ITEM(m._entries, i)
                 if e.type != EntryConfChange:
                     continue
                 refused = None
@@ -725,10 +726,10 @@ cdef class Raft:
                     if m.frm == self.id and n == 1:
                         # Our own caller: tell it rather than commit a no-op.
                         raise ProposalDroppedError(f"raft: conf change refused: {refused}")
-                    m.entries[i] = Entry.new(0, 0, EntryNormal, b"")
+                    m._entries[i] = Entry.new(0, 0, EntryNormal, b"")
                 else:
                     self.pending_conf_index = self.raft_log.last_index() + <uint64_t>i + 1
-            if not self.append_entry(m.entries):
+            if not self.append_entry(m._entries):
                 raise ProposalDroppedError("raft: proposal dropped (uncommitted size limit)")
             self.bcast_append()
             return 0
@@ -943,11 +944,11 @@ cdef class Raft:
             m.to = self.lead
             self.send(m)
         elif m.type == MsgReadIndexResp:
-            if PyList_GET_SIZE(m.entries) != 1:
+            if msg_entry_count(m) != 1:
                 self.logger.error("%d invalid format of MsgReadIndexResp from %d, entries "
-                                  "count: %d", self.id, m.frm, len(m.entries))
+                                  "count: %d", self.id, m.frm, msg_entry_count(m))
                 return 0
-            rs = ReadState.new(m.index, (<Entry>m.entries[0]).data)
+            rs = ReadState.new(m.index, (<Entry>m._entries[0]).data)
             self.read_states.append(rs)
         return 0
 
@@ -962,7 +963,8 @@ cdef class Raft:
             resp.index = self.raft_log.committed
             self.send(resp)
             return 0
-        if self.raft_log.maybe_append(m.index, m.log_term, m.commit, m.entries, &last_new):
+        if self.raft_log.maybe_append(m.index, m.log_term, m.commit, msg_entries(m),
+                                       &last_new):
             resp = Message.new(MsgAppResp, m.frm, NONE, 0)
             resp.index = last_new
             self.send(resp)
@@ -1092,7 +1094,7 @@ cdef class Raft:
     cdef int send_read_index_response(self, Message m) except -1:
         # Thesis §6.4: record the commit index, then confirm leadership with
         # a heartbeat round carrying the request's context.
-        cdef bytes ctx = (<Entry>m.entries[0]).data
+        cdef bytes ctx = (<Entry>msg_entries(m)[0]).data
         self.read_only.add_request(self.raft_log.committed, m)
         self.read_only.recv_ack(self.id, ctx)
         self.bcast_heartbeat_with_ctx(ctx)
@@ -1111,9 +1113,9 @@ cdef class Raft:
     cdef Message response_to_read_index_req(self, Message req, uint64_t read_index):
         cdef Message resp
         if req.frm == NONE or req.frm == self.id:
-            self.read_states.append(ReadState.new(read_index, (<Entry>req.entries[0]).data))
+            self.read_states.append(ReadState.new(read_index, (<Entry>msg_entries(req)[0]).data))
             return None
         resp = Message.new(MsgReadIndexResp, req.frm, NONE, 0)
         resp.index = read_index
-        resp.entries = req.entries
+        resp._entries = req._entries
         return resp

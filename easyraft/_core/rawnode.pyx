@@ -148,22 +148,22 @@ cdef class RawNode:
     def propose(self, data):
         """Propose one entry. Raises ProposalDroppedError when refused."""
         cdef Message m = Message.new(MsgProp, NONE, self.raft.id, 0)
-        m.entries = [Entry.new(0, 0, EntryNormal, _payload(data))]
+        m._entries = [Entry.new(0, 0, EntryNormal, _payload(data))]
         self.raft.step(m)
 
     def propose_batch(self, datas):
         """Propose several entries in one message (one MsgApp per follower
         instead of one per entry). All or none are accepted."""
         cdef Message m = Message.new(MsgProp, NONE, self.raft.id, 0)
-        m.entries = [Entry.new(0, 0, EntryNormal, _payload(d)) for d in datas]
-        if not m.entries:
+        m._entries = [Entry.new(0, 0, EntryNormal, _payload(d)) for d in datas]
+        if not m._entries:
             raise ValueError("raft: propose_batch needs at least one entry")
         self.raft.step(m)
 
     def propose_conf_change(self, ConfChange cc not None):
         """Propose a membership change. Only one may be pending at a time."""
         cdef Message m = Message.new(MsgProp, NONE, self.raft.id, 0)
-        m.entries = [Entry.new(0, 0, EntryConfChange, cc.encode())]
+        m._entries = [Entry.new(0, 0, EntryConfChange, cc.encode())]
         self.raft.step(m)
 
     def apply_conf_change(self, ConfChange cc not None):
@@ -234,7 +234,7 @@ cdef class RawNode:
         """Request a linearizable read point; it arrives as a ReadState
         with request_ctx == rctx in a later Ready."""
         cdef Message m = Message.new(MsgReadIndex, NONE, NONE, 0)
-        m.entries = [Entry.new(0, 0, EntryNormal, _payload(rctx))]
+        m._entries = [Entry.new(0, 0, EntryNormal, _payload(rctx))]
         self.raft.step(m)
 
     def report_unreachable(self, uint64_t id):

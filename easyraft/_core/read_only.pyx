@@ -5,7 +5,7 @@ leader with a round of heartbeats, and only then releases the read.
 """
 cimport cython
 from libc.stdint cimport uint64_t
-from easyraft._core.types cimport Message, Entry
+from easyraft._core.types cimport Message, Entry, msg_entries
 
 
 @cython.final
@@ -20,7 +20,7 @@ cdef class ReadOnly:
         self.read_index_queue = []
 
     cdef void add_request(self, uint64_t index, Message m):
-        cdef bytes ctx = (<Entry>m.entries[0]).data
+        cdef bytes ctx = (<Entry>msg_entries(m)[0]).data
         cdef ReadIndexStatus rs
         if ctx in self.pending_read_index:
             return

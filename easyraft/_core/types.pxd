@@ -140,7 +140,11 @@ cdef class Message:
     cdef public uint64_t term
     cdef public uint64_t log_term
     cdef public uint64_t index
-    cdef public list entries        # list[Entry]; never None
+    # list[Entry], or None for none: most messages carry no entries, and an
+    # empty list per decoded heartbeat was a third of its decoding cost.
+    # Python sees the `entries` property (created on first access); core
+    # code uses msg_entry_count()/msg_entries() below.
+    cdef list _entries
     cdef public uint64_t commit
     cdef public Snapshot snapshot   # None unless type == MsgSnap
     cdef public bint reject
@@ -163,6 +167,16 @@ cdef enum:
     ENTRY_WIRE_OVERHEAD = 21
 
 from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_SIZE
+
+cdef inline Py_ssize_t msg_entry_count(Message m) noexcept:
+    return 0 if m._entries is None else PyList_GET_SIZE(m._entries)
+
+cdef inline list msg_entries(Message m):
+    # The list itself, created on first use, for code that keeps or indexes it.
+    if m._entries is None:
+        m._entries = []
+    return m._entries
 
 cdef inline Py_ssize_t entry_wire_size(Entry e) noexcept:
     return ENTRY_WIRE_OVERHEAD + PyBytes_GET_SIZE(e.data)

@@ -419,10 +419,10 @@ cdef class Message:
         self.log_term = log_term
         self.index = index
         if entries is None:
-            self.entries = []
+            self._entries = None
         else:
-            self.entries = list(entries)
-            for e in self.entries:
+            self._entries = list(entries)
+            for e in self._entries:
                 if not isinstance(e, Entry):
                     raise TypeError(f"raft: entries must be Entry, got {e.__class__.__name__}")
         self.commit = commit
@@ -438,9 +438,19 @@ cdef class Message:
         m.to = to
         m.frm = frm
         m.term = term
-        m.entries = []
         m.context = b""
         return m
+
+    @property
+    def entries(self):
+        """list[Entry] carried by the message (created on first access)."""
+        return msg_entries(self)
+
+    @entries.setter
+    def entries(self, value):
+        if not isinstance(value, list):
+            raise TypeError(f"raft: Message.entries must be a list, not {type(value).__name__}")
+        self._entries = value
 
     def __eq__(self, other):
         if not isinstance(other, Message):
@@ -448,7 +458,9 @@ cdef class Message:
         cdef Message o = <Message>other
         return (self.type == o.type and self.to == o.to and self.frm == o.frm
                 and self.term == o.term and self.log_term == o.log_term
-                and self.index == o.index and self.entries == o.entries
+                and self.index == o.index
+                and msg_entry_count(self) == msg_entry_count(o)
+                and (msg_entry_count(self) == 0 or self._entries == o._entries)
                 and self.commit == o.commit and self.snapshot == o.snapshot
                 and self.reject == o.reject and self.reject_hint == o.reject_hint
                 and self.context == o.context)
@@ -460,8 +472,8 @@ cdef class Message:
                  f"term={self.term}"]
         if self.log_term or self.index:
             parts.append(f"log_term={self.log_term}, index={self.index}")
-        if self.entries:
-            parts.append(f"entries=<{len(self.entries)}>")
+        if msg_entry_count(self):
+            parts.append(f"entries=<{msg_entry_count(self)}>")
         if self.commit:
             parts.append(f"commit={self.commit}")
         if self.snapshot is not None:
@@ -474,5 +486,5 @@ cdef class Message:
 
     def __reduce__(self):
         return (Message, (self.type, self.to, self.frm, self.term, self.log_term, self.index,
-                          self.entries, self.commit, self.snapshot, self.reject,
+                          self._entries, self.commit, self.snapshot, self.reject,
                           self.reject_hint, self.context))

@@ -18,9 +18,9 @@ from cpython.bytes cimport (PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyByte
                             _PyBytes_Resize)
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_XINCREF, Py_XDECREF
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memmove, memset
 from libc.stdint cimport uint32_t
 
@@ -174,6 +174,8 @@ cdef class FrameQueue:
         cdef Py_ssize_t i, n, size, total = 0, accepted = 0, stop, oversized = 0
         cdef Py_ssize_t room = self._limit - self._count
         cdef Py_ssize_t sizes[SIZE_CACHE]  # pass 1's sizes, for pass 2
+        cdef PyObject *o
+        cdef uint8_t t
         cdef Message m
         cdef char *p
         cdef char *end
@@ -185,8 +187,11 @@ cdef class FrameQueue:
         # change the list: pass 2 may trust pass 1's types and sizes.
         stop = n
         for i in range(n):
-            m = <Message?><object>PyList_GET_ITEM(messages, i)
-            size = checked_message_size(m)
+            o = PyList_GET_ITEM(messages, i)     # borrowed: the list keeps it alive
+            if Py_TYPE(<object>o) is not <PyTypeObject *>Message:
+                raise TypeError(f"transport: push() needs Message items, got "
+                                f"{type(<object>o).__name__}")
+            size = checked_message_size(<Message>o)
             if i < SIZE_CACHE:
                 sizes[i] = size
             if not self._fits(size):
@@ -200,15 +205,16 @@ cdef class FrameQueue:
             self._reserve(total)
             p = PyBytes_AS_STRING(self._buf) + self._used
             for i in range(stop):
-                m = <Message>PyList_GET_ITEM(messages, i)
-                size = sizes[i] if i < SIZE_CACHE else message_size(m)
+                o = PyList_GET_ITEM(messages, i)
+                size = sizes[i] if i < SIZE_CACHE else message_size(<Message>o)
                 if not self._fits(size):
                     continue
-                end = write_message(p + FRAME_PREFIX_SIZE, m)
+                end = write_message(p + FRAME_PREFIX_SIZE, <Message>o)
                 er_store_u32(p, <uint32_t>size)
                 p = end
-                self._msgs[m.type] += 1
-                self._bytes[m.type] += <uint64_t>(FRAME_PREFIX_SIZE + size)
+                t = (<Message>o).type
+                self._msgs[t] += 1
+                self._bytes[t] += <uint64_t>(FRAME_PREFIX_SIZE + size)
         self._used += total
         self._count += accepted
         if accepted < stop:
@@ -328,6 +334,24 @@ cdef class SnapshotBuffer:
         out = self._buf
         self._buf = None
         return out
+
+
+def single_destination(list messages):
+    """Return the `to` shared by every message, or 0 if they go to several
+    peers, include a MsgSnap, or the list is empty.
+
+    The common Ready needs no grouping: a follower only ever talks to its
+    leader, and a leader of two nodes to one follower.
+    """
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(messages)
+    cdef Message m
+    cdef uint64_t to = 0
+    for i in range(n):
+        m = <Message?><object>PyList_GET_ITEM(messages, i)
+        if m.type == MsgSnap or (i and m.to != to):
+            return 0
+        to = m.to
+    return to
 
 
 def group_by_to(list messages):

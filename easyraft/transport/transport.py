@@ -14,7 +14,7 @@ import time
 from typing import Any, Protocol, runtime_checkable
 
 from easyraft._core.types import Message
-from easyraft._core.wire import group_by_to
+from easyraft._core.wire import group_by_to, single_destination
 from easyraft.transport import server
 from easyraft.transport.metrics import PeerStats, render
 from easyraft.transport.peer import Peer
@@ -180,6 +180,14 @@ class Transport:
 
     def send(self, messages: list[Message]) -> None:
         """Queue messages by m.to; MsgSnap goes on its own request. Never blocks."""
+        to = single_destination(messages)
+        if to:
+            p = self.peers.get(to)
+            if p is None:
+                self._unknown(to, len(messages))
+            else:
+                p.send(messages)
+            return
         groups, snaps = group_by_to(messages)
         for m in snaps:
             p = self.peers.get(m.to)

@@ -559,6 +559,27 @@ def test_types_defaults_and_bytes_coercion():
     assert ConfChange().context == b"" and ReadState().request_ctx == b""
 
 
+def test_types_message_entries_behave_as_one_list_though_created_lazily():
+    # Messages without entries hold none until asked (decoding allocates no
+    # list per heartbeat); Python always sees one stable, mutable list.
+    hb = codec.decode_message(codec.encode_message(Message(type=MsgType.MsgHeartbeat, to=2)))
+    for m in (Message(), hb):
+        ents = m.entries
+        assert ents == [] and m.entries is ents
+        ents.append(Entry(term=1, index=1))
+        assert m.entries == [Entry(term=1, index=1)]
+        assert m == Message(type=m.type, to=m.to, entries=[Entry(term=1, index=1)])
+    assert Message() == Message(entries=[]) and Message() != Message(entries=[Entry()])
+    m = Message(type=MsgType.MsgApp)
+    m.entries = [Entry(index=3)]
+    assert pickle.loads(pickle.dumps(m)) == m and pickle.loads(pickle.dumps(Message())) == Message()
+    assert codec.decode_message(codec.encode_message(m)) == m
+    with pytest.raises(TypeError, match="must be a list"):
+        m.entries = None
+    with pytest.raises(TypeError, match="must be a list"):
+        m.entries = (Entry(),)
+
+
 def test_types_reject_invalid_values():
     with pytest.raises(ValueError):
         Entry(type=2)
