@@ -14,20 +14,19 @@
 #
 # No I/O here; the transport above owns sockets, clocks and logging.
 cimport cython
-from cpython.bytes cimport (PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE,
-                            _PyBytes_Resize)
+from cpython.bytes cimport (PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_AS_STRING,
+                            PyBytes_GET_SIZE, _PyBytes_Resize)
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_XINCREF, Py_XDECREF
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove, memset
-from libc.stdint cimport uint32_t
 
 from easyraft._core.types cimport Entry, Message, MsgSnap, MSG_TYPE_COUNT
 from easyraft._core.codec cimport (checked_message_size, message_size, read_message, write_message,
                                   Reader, er_load_u32, er_store_u32, ER_U32_MAX,
-                                  FRAME_PREFIX_SIZE)
+                                  MESSAGE_HEADER_SIZE, FRAME_PREFIX_SIZE)
 from easyraft._core.types import CodecError, FrameTooLargeError
 
 # One counter slot per MsgType value.
@@ -191,7 +190,12 @@ cdef class FrameQueue:
             if Py_TYPE(<object>o) is not <PyTypeObject *>Message:
                 raise TypeError(f"transport: push() needs Message items, got "
                                 f"{type(<object>o).__name__}")
-            size = checked_message_size(<Message>o)
+            if ((<Message>o)._entries is None and (<Message>o).snapshot is None
+                    and PyBytes_CheckExact((<Message>o).context)
+                    and PyBytes_GET_SIZE((<Message>o).context) == 0):
+                size = MESSAGE_HEADER_SIZE     # most messages: heartbeats, votes, responses
+            else:
+                size = checked_message_size(<Message>o)
             if i < SIZE_CACHE:
                 sizes[i] = size
             if not self._fits(size):

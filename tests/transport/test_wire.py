@@ -25,15 +25,16 @@ def test_wire_is_compiled():
 
 
 def msg(to: int = 2, frm: int = 1, t: MsgType = MsgType.MsgApp, n: int = 0,
-        size: int = 10) -> Message:
-    return Message(type=t, to=to, frm=frm, term=3, index=7,
+        size: int = 10, ctx: bytes = b"") -> Message:
+    return Message(type=t, to=to, frm=frm, term=3, index=7, context=ctx,
                    entries=[Entry(term=3, index=i + 1, data=b"d" * size) for i in range(n)])
 
 
 messages = st.lists(st.builds(msg, to=st.integers(1, 4), frm=st.integers(1, 4),
                               t=st.sampled_from([MsgType.MsgApp, MsgType.MsgHeartbeat,
                                                  MsgType.MsgVote, MsgType.MsgAppResp]),
-                              n=st.integers(0, 5), size=st.integers(0, 300)), max_size=40)
+                              n=st.integers(0, 5), size=st.integers(0, 300),
+                              ctx=st.sampled_from([b"", b"c", b"x" * 40])), max_size=40)
 
 
 @settings(max_examples=80, deadline=None)
