@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -311,8 +312,10 @@ def append_batch(n: int) -> list[Message]:
 async def main(args: argparse.Namespace) -> None:
     scale = 0.2 if args.quick else 1.0
     print(f"loop={args.loop} python={sys.version.split()[0]} cpus={os.cpu_count()} "
-          f"repeat={args.repeat} (best of, runs interleaved)")
-    print(f"{'workload':46} {'path':24} {'msg/s':>12} {'MB/s':>8} {'vs raw':>7}")
+          f"repeat={args.repeat} (runs interleaved)")
+    print(f"{'workload':46} {'path':24} {'msg/s':>12} {'MB/s':>8} {'vs raw':>7} range")
+    print("(msg/s and MB/s: best run; vs raw: median over rounds of this path's time ÷ the\n"
+          " raw pair's time in the same round, with the range over rounds)")
     for name, batch, iters in (
         # About half a second per raw run: shorter runs let one scheduler
         # hiccup on the shared 2-core machine decide the ratio.
@@ -332,15 +335,20 @@ async def main(args: argparse.Namespace) -> None:
                 lambda r=raw_bytes, n=iters: run_raw(r, n, args.loop, "transport"),
         }
         best: dict[str, float] = {}
+        ratios: dict[str, list[float]] = {path: [] for path in paths}
         for _ in range(args.repeat):        # interleaved, so load drift hits all paths
-            for path, fn in paths.items():
-                dt = await fn()
+            times = {path: await fn() for path, fn in paths.items()}
+            for path, dt in times.items():
                 best[path] = min(dt, best.get(path, dt))
-        base = best["raw -> raw (baseline)"]
+                # The ratio within one round compares runs seconds apart: on a
+                # shared machine it is steadier than a ratio of best times.
+                ratios[path].append(times["raw -> raw (baseline)"] / dt)
         for path, dt in best.items():
             msgs = len(batch) * iters
             mbps = len(raw_bytes) * iters / dt / 1e6
-            print(f"{name:46} {path:24} {msgs / dt:12,.0f} {mbps:8,.0f} {base / dt:7.2f}")
+            r = sorted(ratios[path])
+            print(f"{name:46} {path:24} {msgs / dt:12,.0f} {mbps:8,.0f} "
+                  f"{statistics.median(r):7.2f} {r[0]:5.2f}-{r[-1]:.2f}")
     size = int((200 << 20) * scale)
     snap_t = snap_r = float("inf")
     for _ in range(args.repeat):

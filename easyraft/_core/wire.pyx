@@ -33,6 +33,13 @@ from easyraft._core.types import CodecError, FrameTooLargeError
 TYPE_COUNT = MSG_TYPE_COUNT
 
 
+cdef inline int _check_is_message(PyObject *o) except -1:
+    # Message is final: an exact type check, on a borrowed item (no refcount).
+    if Py_TYPE(<object>o) is not <PyTypeObject *>Message:
+        raise TypeError(f"transport: expected a Message, got {type(<object>o).__name__}")
+    return 0
+
+
 @cython.final
 cdef class Counters:
     """Messages and framed bytes by MsgType, for one direction of one peer.
@@ -187,9 +194,7 @@ cdef class FrameQueue:
         stop = n
         for i in range(n):
             o = PyList_GET_ITEM(messages, i)     # borrowed: the list keeps it alive
-            if Py_TYPE(<object>o) is not <PyTypeObject *>Message:
-                raise TypeError(f"transport: push() needs Message items, got "
-                                f"{type(<object>o).__name__}")
+            _check_is_message(o)
             if ((<Message>o)._entries is None and (<Message>o).snapshot is None
                     and PyBytes_CheckExact((<Message>o).context)
                     and PyBytes_GET_SIZE((<Message>o).context) == 0):
@@ -348,13 +353,14 @@ def single_destination(list messages):
     leader, and a leader of two nodes to one follower.
     """
     cdef Py_ssize_t i, n = PyList_GET_SIZE(messages)
-    cdef Message m
+    cdef PyObject *o
     cdef uint64_t to = 0
     for i in range(n):
-        m = <Message?><object>PyList_GET_ITEM(messages, i)
-        if m.type == MsgSnap or (i and m.to != to):
+        o = PyList_GET_ITEM(messages, i)     # borrowed: the list keeps it alive
+        _check_is_message(o)
+        if (<Message>o).type == MsgSnap or (i and (<Message>o).to != to):
             return 0
-        to = m.to
+        to = (<Message>o).to
     return to
 
 
