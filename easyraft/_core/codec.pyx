@@ -252,6 +252,8 @@ cdef Py_ssize_t checked_message_size(Message m) except -1:
     cdef PyObject *e
     if m.context is None:
         raise TypeError("codec: message context must not be None")
+    if m.type >= MSG_TYPE_COUNT:    # a public uint8_t: Python may store any byte there
+        raise CodecError(f"codec: unknown message type {m.type}")
     n = msg_entry_count(m)
     size = PyBytes_GET_SIZE(m.context)
     if size > ER_U32_MAX or n > ER_U32_MAX:

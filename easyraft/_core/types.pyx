@@ -452,6 +452,10 @@ cdef class Message:
             raise TypeError(f"raft: Message.entries must be a list, not {type(value).__name__}")
         self._entries = value
 
+    @entries.deleter
+    def entries(self):
+        raise AttributeError("raft: Message.entries cannot be deleted (assign [] instead)")
+
     def __eq__(self, other):
         if not isinstance(other, Message):
             return NotImplemented

@@ -40,6 +40,14 @@ cdef inline int _check_is_message(PyObject *o) except -1:
     return 0
 
 
+cdef inline int _check_type(uint8_t t) except -1:
+    # Message.type is a public uint8_t: Python may have stored any byte there,
+    # and it indexes the per-type counters.
+    if t >= MSG_TYPE_COUNT:
+        raise CodecError(f"transport: unknown message type {t}")
+    return 0
+
+
 @cython.final
 cdef class Counters:
     """Messages and framed bytes by MsgType, for one direction of one peer.
@@ -68,7 +76,7 @@ cdef class Counters:
         return sum(self._bytes[i] for i in range(MSG_TYPE_COUNT))
 
 
-def tally(list messages, Counters counters not None, uint64_t frm=0, uint64_t to=0,
+def tally(list messages not None, Counters counters not None, uint64_t frm=0, uint64_t to=0,
           bint allow_snap=True):
     """Count each message and its framed size by type into counters.
 
@@ -88,7 +96,7 @@ def tally(list messages, Counters counters not None, uint64_t frm=0, uint64_t to
             return i
         if not allow_snap and m.type == MsgSnap:
             return i
-        # m.type < MSG_TYPE_COUNT: enforced by Message.__init__ and the decoder.
+        _check_type(m.type)     # it indexes the counters
         counters._msgs[m.type] += 1
         counters._bytes[m.type] += <uint64_t>(message_size(m) + FRAME_PREFIX_SIZE)
     return -1
@@ -165,7 +173,11 @@ cdef class FrameQueue:
         Py_XINCREF(p)
         self._buf = None
         self._cap = 0
-        _PyBytes_Resize(&p, cap)    # on failure p is freed and we raise
+        try:
+            _PyBytes_Resize(&p, cap)    # on failure p is freed and we raise
+        except MemoryError:
+            self.clear()                # the queued frames went with p
+            raise
         self._buf = <object>p       # takes its own reference...
         Py_XDECREF(p)               # ...so drop the one p held
         self._cap = cap
@@ -195,6 +207,7 @@ cdef class FrameQueue:
         for i in range(n):
             o = PyList_GET_ITEM(messages, i)     # borrowed: the list keeps it alive
             _check_is_message(o)
+            _check_type((<Message>o).type)
             if ((<Message>o)._entries is None and (<Message>o).snapshot is None
                     and PyBytes_CheckExact((<Message>o).context)
                     and PyBytes_GET_SIZE((<Message>o).context) == 0):
@@ -227,10 +240,19 @@ cdef class FrameQueue:
         self._used += total
         self._count += accepted
         if accepted < stop:
-            # Rare: collect what was too large, now that the queue is consistent.
-            for i in range(min(stop, PyList_GET_SIZE(messages))):
+            # Rare: collect what was too large, now that the queue is
+            # consistent. Appending may run a finalizer that changes the
+            # list, so the bound and every item are checked again, and a
+            # message that changed into something unencodable is skipped.
+            i = 0
+            while i < stop and i < PyList_GET_SIZE(messages):
                 m = <Message?><object>PyList_GET_ITEM(messages, i)
-                if not self._fits(checked_message_size(m)):
+                i += 1
+                try:
+                    size = checked_message_size(m)
+                except (TypeError, CodecError):
+                    continue
+                if not self._fits(size):
                     if self._oversized is None:
                         self._oversized = []
                     self._oversized.append(m)
@@ -244,21 +266,25 @@ cdef class FrameQueue:
 
     def take(self, Counters sent not None):
         """Return every queued frame as one bytes object (None if empty), counted into sent."""
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, used = self._used, cap = self._cap
         cdef PyObject *p
         if self._count == 0:
             return None
+        p = <PyObject *>self._buf
+        Py_XINCREF(p)
+        self._buf = None
+        self._used = self._cap = self._count = 0
+        if used < cap:
+            try:
+                _PyBytes_Resize(&p, used)   # shrinks in place; on failure p is freed
+            except MemoryError:
+                self.clear()                # the frames are lost, not sent
+                raise
         for i in range(MSG_TYPE_COUNT):
             sent._msgs[i] += self._msgs[i]
             sent._bytes[i] += self._bytes[i]
         memset(self._msgs, 0, sizeof(self._msgs))
         memset(self._bytes, 0, sizeof(self._bytes))
-        p = <PyObject *>self._buf
-        Py_XINCREF(p)
-        self._buf = None
-        if self._used < self._cap:
-            _PyBytes_Resize(&p, self._used)     # shrinks in place; on failure p is freed
-        self._used = self._cap = self._count = 0
         out = <object>p
         Py_XDECREF(p)
         return out
@@ -345,7 +371,7 @@ cdef class SnapshotBuffer:
         return out
 
 
-def single_destination(list messages):
+def single_destination(list messages not None):
     """Return the `to` shared by every message, or 0 if they go to several
     peers, include a MsgSnap, or the list is empty.
 
@@ -364,7 +390,7 @@ def single_destination(list messages):
     return to
 
 
-def group_by_to(list messages):
+def group_by_to(list messages not None):
     """Split a batch into ({to: [messages]}, [MsgSnap messages]), keeping order.
 
     The common Ready (every message to one peer, no snapshot) returns the
@@ -392,7 +418,7 @@ def group_by_to(list messages):
             groups[first_to] = messages
         return groups, snaps
     for i in range(n):
-        m = <Message>PyList_GET_ITEM(messages, i)
+        m = <Message?><object>PyList_GET_ITEM(messages, i)
         if m.type == MsgSnap:
             snaps.append(m)
             continue

@@ -408,6 +408,14 @@ def test_codec_message_rejects_unknown_enum_values(name, buf):
         codec.decode_message(buf)
 
 
+def test_codec_encode_rejects_a_message_type_out_of_range():
+    m = Message(type=MsgType.MsgApp)
+    m.type = 200       # a public byte: only __init__ checks it
+    for encode in (codec.encode_message, lambda m: codec.encode_frames([m])):
+        with pytest.raises(CodecError, match="unknown message type 200"):
+            encode(m)
+
+
 def test_codec_entry_rejects_unknown_type():
     with pytest.raises(CodecError):
         codec.decode_entry(struct.pack("<QQBI", 1, 1, 2, 0))
@@ -447,7 +455,7 @@ FOREIGN_ARGS = {
     "message.entries=[bytes]":
         "m = Message(type=MsgType.MsgApp); m.entries = [b'x']; codec.encode_message(m)",
     "message.entries=None":
-        "m = Message(type=MsgType.MsgApp); m.entries = None; codec.encode_message(m)",
+        "m = Message(type=MsgType.MsgApp); m.entries = None",
     "message.context=None":
         "m = Message(type=MsgType.MsgApp); m.context = None; codec.encode_message(m)",
     "encode_conf_state(None)": "codec.encode_conf_state(None)",
@@ -578,6 +586,8 @@ def test_types_message_entries_behave_as_one_list_though_created_lazily():
         m.entries = None
     with pytest.raises(TypeError, match="must be a list"):
         m.entries = (Entry(),)
+    with pytest.raises(AttributeError):
+        del m.entries
 
 
 def test_types_reject_invalid_values():

@@ -17,7 +17,14 @@ from easyraft._core.types import (
     Snapshot,
     SnapshotMetadata,
 )
-from easyraft._core.wire import Counters, FrameQueue, FrameReader, group_by_to, tally
+from easyraft._core.wire import (
+    Counters,
+    FrameQueue,
+    FrameReader,
+    group_by_to,
+    single_destination,
+    tally,
+)
 
 
 def test_wire_is_compiled():
@@ -26,8 +33,9 @@ def test_wire_is_compiled():
 
 def msg(to: int = 2, frm: int = 1, t: MsgType = MsgType.MsgApp, n: int = 0,
         size: int = 10, ctx: bytes = b"") -> Message:
-    return Message(type=t, to=to, frm=frm, term=3, index=7, context=ctx,
-                   entries=[Entry(term=3, index=i + 1, data=b"d" * size) for i in range(n)])
+    # n == 0 leaves entries unset, as the core and the decoder do.
+    ents = [Entry(term=3, index=i + 1, data=b"d" * size) for i in range(n)] if n else None
+    return Message(type=t, to=to, frm=frm, term=3, index=7, context=ctx, entries=ents)
 
 
 messages = st.lists(st.builds(msg, to=st.integers(1, 4), frm=st.integers(1, 4),
@@ -58,6 +66,19 @@ def test_wire_frame_queue_matches_codec_and_reader_round_trips(ms, split, cuts):
         off += len(chunk)
         got += r.push(chunk)
     assert got == ms and r.pending == 0
+
+
+def test_wire_frame_queue_beyond_its_size_cache_matches_codec():
+    # push() remembers 256 sizes between its passes and sizes the rest again.
+    ms = [msg(to=2, n=i % 3, size=i, ctx=b"c" * (i % 2)) for i in range(700)]
+    q, sent = FrameQueue(1 << 20, 1 << 20), Counters()
+    assert q.push(ms) == 0
+    buf = q.take(sent)
+    assert buf == encode_frames(ms) and sent.messages == 700
+    big = msg(n=3, size=400)
+    q = FrameQueue(1 << 20, 1000)
+    assert q.push([*ms[:300], big, *ms[:300]]) == 1 and q.take_oversized() == [big]
+    assert decode_frames(q.take(sent))[0] == [*ms[:300], *ms[:300]]
 
 
 def test_wire_frame_queue_leaves_out_oversized_frames():
@@ -102,6 +123,23 @@ def test_wire_frame_queue_rejects_bad_messages_before_queueing_any():
     assert len(q) == 0 and q.take(Counters()) is None
     with pytest.raises(ValueError):
         FrameQueue(0, 100)
+    # Message.type is a public byte: a value past the last MsgType must not
+    # index the per-type counters.
+    odd = msg()
+    odd.type = 200
+    with pytest.raises(CodecError, match="unknown message type 200"):
+        q.push([good, odd])
+    with pytest.raises(CodecError):
+        tally([odd], Counters())
+    assert len(q) == 0
+
+
+def test_wire_single_destination():
+    assert single_destination([msg(to=3), msg(to=3, t=MsgType.MsgHeartbeat)]) == 3
+    assert single_destination([msg(to=3), msg(to=2)]) == 0
+    assert single_destination([]) == 0
+    snap = Message(type=MsgType.MsgSnap, to=3, snapshot=Snapshot(b"x", SnapshotMetadata()))
+    assert single_destination([msg(to=3), snap]) == 0
 
 
 def test_wire_helpers_refuse_non_messages():
@@ -110,6 +148,15 @@ def test_wire_helpers_refuse_non_messages():
         group_by_to([msg(), "x"])
     with pytest.raises(TypeError):
         tally(["x"], Counters())
+    with pytest.raises(TypeError):
+        group_by_to([msg(to=2), msg(to=3), "x"])   # past the first pass's early exit
+    for fn in (single_destination, group_by_to):
+        with pytest.raises(TypeError):
+            fn(None)
+        with pytest.raises(TypeError):
+            fn([msg(), 1])
+    with pytest.raises(TypeError):
+        tally(None, Counters())
 
 
 def test_wire_tally_stops_at_misrouted_message():
