@@ -156,6 +156,61 @@ def test_bench_wal_cut(benchmark, tmp_path):
     rep.record("segment cut", "WAL cut (file prepared in background)", _Median(cut), 1, "cuts")
 
 
+def test_bench_wal_sync_latency_while_next_segment_is_prepared(benchmark, tmp_path, monkeypatch):
+    """Tail latency of a 1-entry save(must_sync=True) while the background
+    thread prepares the next 64 MiB segment (right after create, and after
+    every cut), against the same saves once it is done. On ext4 (ordered
+    data) the WAL's fdatasync commits the journal, which first writes every
+    block the preparation allocated and has not synced yet.
+
+    Two preparations, interleaved round by round: the WAL's (zero-fill in
+    synced, paced steps) and, as the baseline, zeros written whole and
+    synced once at the end (what the WAL did before), by setting the step
+    to the segment size and the pause to 0.
+    """
+    import easyraft.storage.wal as walmod
+    lat: dict[str, list[float]] = {"idle": [], "paced": [], "one sync": []}
+    entry = bytes(PAYLOAD)
+    paced = (walmod._FILL_STEP, walmod._FILL_PAUSE)
+
+    def saves(w, n, out, i):
+        while (not w._pipeline._next.done()) if n is None else n > 0:
+            i += 1
+            t0 = time.perf_counter()
+            w.save(HardState(term=1, vote=1, commit=i), [Entry(term=1, index=i, data=entry)],
+                   must_sync=True)
+            out.append(time.perf_counter() - t0)
+            if n is not None:
+                n -= 1
+        return i
+
+    def run():
+        for r in range(4):
+            for name, (step, pause) in (("one sync", (SEG, 0.0)), ("paced", paced)):
+                monkeypatch.setattr(walmod, "_FILL_STEP", step)
+                monkeypatch.setattr(walmod, "_FILL_PAUSE", pause)
+                w = WAL.create(str(tmp_path / f"wal-{r}-{name.replace(' ', '')}"), b"bench",
+                               segment_size=SEG)
+                try:
+                    i = saves(w, None, lat[name], 0)
+                    saves(w, 150, lat["idle"], i)
+                finally:
+                    w.close()
+    benchmark.pedantic(run, rounds=1, iterations=1)
+
+    def pct(xs, q):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(len(xs) * q))]
+    for q, label in ((0.5, "p50"), (0.99, "p99"), (0.999, "p99.9"), (1.0, "max")):
+        group = f"1-entry save+fdatasync, {label}"
+        rep.record(group, "baseline: next segment ready", _Median(pct(lat["idle"], q)), 1, "saves")
+        rep.record(group, "preparing: zeros, one sync (old)", _Median(pct(lat["one sync"], q)),
+                   1, "saves")
+        rep.record(group, "preparing: synced paced steps", _Median(pct(lat["paced"], q)), 1,
+                   "saves")
+    benchmark.extra_info.update({f"saves_{k}": len(v) for k, v in lat.items()})
+
+
 N_REPLAY = 1_000_000
 
 
