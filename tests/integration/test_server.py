@@ -12,6 +12,7 @@ from easyraft import (
     ConfigError,
     ProposalDroppedError,
     RaftServer,
+    RaftTimeoutError,
     ServerStoppedError,
     State,
     TooLargeError,
@@ -297,6 +298,24 @@ def test_server_without_quorum_drops_proposals_in_time(tmp_path):
         c.start(1)      # alone: never elected
         with pytest.raises(ProposalDroppedError):
             c.servers[1].propose(b"x", timeout=0.3)
+
+
+def test_server_waits_time_out_without_a_quorum(tmp_path):
+    # check_quorum off: the lone leader keeps accepting what it cannot commit.
+    with LocalCluster(tmp_path, check_quorum=False) as c:
+        c.start()
+        lead = c.leader()
+        for i in list(c.servers):
+            if i != lead:
+                c.stop(i)
+        s = c.servers[lead]
+        t0 = time.monotonic()
+        with pytest.raises(RaftTimeoutError, match="outcome is unknown"):
+            s.propose_and_wait(b"x", timeout=0.3)
+        with pytest.raises(RaftTimeoutError, match="read"):
+            s.read_barrier(timeout=0.2)
+        assert time.monotonic() - t0 < 5
+        assert s.status()["state"] == "LEADER"     # still serving, nothing left behind
 
 
 def test_server_two_clusters_share_one_listening_url(tmp_path):
