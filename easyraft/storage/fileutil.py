@@ -78,6 +78,19 @@ def zero_range(fd: int, start: int, end: int) -> None:
         start += n
 
 
+def remove_files(paths: list[str]) -> None:
+    """Unlink each path (a missing one is fine), then fsync their directories."""
+    dirs: dict[str, None] = {}
+    for p in paths:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+        dirs[os.path.dirname(p) or "."] = None
+    for d in dirs:
+        fsync_dir(d)
+
+
 class DirLock:
     """An exclusive lock on a directory, held through an open lock file.
 

@@ -198,12 +198,15 @@ class Snapshotter:
                 os.rename(os.path.join(self.dirpath, name), broken)
         return None
 
-    def purge(self, max_files: int, valid: Iterable[tuple[int, int]] | None = None) -> list[str]:
+    def purge(self, max_files: int, valid: Iterable[tuple[int, int]] | None = None, *,
+              unlink: bool = True) -> list[str]:
         """Remove the oldest snapshot files while more than `max_files` remain.
 
         0 keeps everything. Never removes the newest file, nor the newest
         one in `valid` (the one recovery would load when a newer file is an
-        orphan). Also removes stray temp files. Returns the names removed.
+        orphan). Also removes stray temp files. Returns the names removed;
+        with unlink=False those files are left for the caller to delete
+        (fileutil.remove_files, from any thread: see WAL.purge).
         """
         for name in os.listdir(self.dirpath):
             if name.endswith(".snap" + _TMP_SUFFIX):
@@ -218,12 +221,9 @@ class Snapshotter:
                 if parse_snap_name(name) in allowed:
                     protected.add(name)
                     break
-        removed = []
-        for name in names:
-            if name not in protected:
-                os.remove(os.path.join(self.dirpath, name))
-                removed.append(name)
+        removed = [name for name in names if name not in protected]
         if removed:
-            fileutil.fsync_dir(self.dirpath)
+            if unlink:
+                fileutil.remove_files([os.path.join(self.dirpath, n) for n in removed])
             logger.info("snap: purged %d file(s) from %s", len(removed), self.dirpath)
         return removed

@@ -576,12 +576,18 @@ class WAL:
         """
         self._release_index = max(self._release_index, index)
 
-    def purge(self, max_files: int) -> list[str]:
+    def purge(self, max_files: int, *, unlink: bool = True) -> list[str]:
         """Remove the oldest released segments while more than `max_files` exist.
 
         0 keeps everything. Only segments before the one holding
         min(release_to index, newest snapshot marker) go: recovery opens at
         that segment. Returns the names removed.
+
+        With unlink=False the segments leave the WAL but their files stay
+        for the caller to delete (fileutil.remove_files), from any thread:
+        unlinking a 64 MiB segment evicts its cached pages and took ~20 ms
+        here, too long for an event loop. A crash before the files go only
+        leaves old segments that recovery skips and the next purge removes.
         """
         if max_files <= 0:
             return []
@@ -594,10 +600,10 @@ class WAL:
         while len(self._segments) > max_files and keep_from > 0:
             seg = self._segments.pop(0)
             keep_from -= 1
-            os.remove(os.path.join(self.dirpath, seg.name))
             removed.append(seg.name)
         if removed:
-            fileutil.fsync_dir(self.dirpath)
+            if unlink:
+                fileutil.remove_files([os.path.join(self.dirpath, n) for n in removed])
             logger.info("wal: purged %d segment(s) from %s: %s", len(removed), self.dirpath,
                         ", ".join(removed))
         return removed

@@ -318,6 +318,33 @@ def test_server_waits_time_out_without_a_quorum(tmp_path):
         assert s.status()["state"] == "LEADER"     # still serving, nothing left behind
 
 
+def test_server_purges_old_wal_segments_and_snapshots_off_the_loop(tmp_path, monkeypatch):
+    import os
+
+    import easyraft.storage.wal as walmod
+    monkeypatch.setattr(walmod, "SEGMENT_SIZE", 64 * 1024)     # many segments, quickly
+    with LocalCluster(tmp_path, snap_count=50, snapshot_entries=10, max_wal_files=2,
+                      max_snap_files=2, purge_file_interval=0.05) as c:
+        c.start()
+        lead = c.leader()
+        for k in range(400):
+            c.servers[lead].propose_and_wait(b"p%03d" % k + b"." * 2000, timeout=5)
+
+        def files(i: int, kind: str) -> list[str]:
+            d = c.config(i)["waldir" if kind == "wal" else "snapdir"]
+            return [n for n in os.listdir(d) if n.endswith("." + kind)]
+        # Snapshots every 50 entries and ~2 KB per entry fill a dozen 64 KiB
+        # segments; purging keeps the newest few of each.
+        wait_for(lambda: all(len(files(i, "wal")) <= 3 and len(files(i, "snap")) <= 2
+                             for i in c.servers), what="old segments and snapshots purged")
+        newest = max(walmod.parse_segment_name(n)[0] for n in files(lead, "wal"))
+        assert newest >= 8, newest          # that many segments were written
+        c.stop(lead)
+        c.start(lead)                       # recovers from what was kept
+        wait_for(lambda: applied_everywhere(c, 400), what="restarted node caught up")
+        assert_same_history(c)
+
+
 def test_server_two_clusters_share_one_listening_url(tmp_path):
     a = LocalCluster(tmp_path, cluster_id=1)
     b = LocalCluster(tmp_path, cluster_id=2)

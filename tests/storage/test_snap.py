@@ -100,3 +100,6 @@ def test_snap_purge_keeps_newest_and_needed(tmp_path):
     assert s.names() == [snap_name(1, 200), snap_name(1, 400), snap_name(1, 500)]
     assert s.purge(1) == [snap_name(1, 200), snap_name(1, 400)]
     assert s.names() == [snap_name(1, 500)]
+    s.save(snap(600), PEERS)
+    assert s.purge(1, unlink=False) == [snap_name(1, 500)]     # left for the caller
+    assert s.names() == [snap_name(1, 500), snap_name(1, 600)]

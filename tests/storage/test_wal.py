@@ -453,6 +453,31 @@ def test_wal_purge_keeps_what_recovery_needs(tmp_path):
         reopen(d, 0, 0)
 
 
+def test_wal_purge_without_unlink_leaves_files_for_the_caller(tmp_path):
+    # The node deletes purged segments on a worker thread (unlinking 64 MiB
+    # costs ~20 ms): the WAL forgets them at once; a crash before the files
+    # go leaves old segments that recovery skips and the next purge removes.
+    d = str(tmp_path / "wal")
+    w = WAL.create(d, b"m", segment_size=SEG)
+    _save_batches(w, 1, 601)
+    w.save_snapshot(400, 1)
+    w.release_to(400)
+    before = w.segments
+    removed = w.purge(1, unlink=False)
+    assert removed and removed == before[:len(removed)] and w.segments == before[len(removed):]
+    assert all(os.path.exists(os.path.join(d, n)) for n in removed)
+    assert w.purge(1, unlink=False) == []       # already forgotten
+    w.save(None, ents(601, 610), True)
+    w.close()
+    w, _, _, es = reopen(d, 400, 1)             # the stale files are still there
+    assert es == ents(401, 610)
+    w.release_to(400)
+    assert w.purge(1) == removed                # and the next purge takes them
+    assert not any(os.path.exists(os.path.join(d, n)) for n in removed)
+    w.close()
+    fileutil.remove_files([os.path.join(d, "missing-is-fine")])
+
+
 def test_wal_purge_bounded_by_newest_marker(tmp_path):
     d = str(tmp_path / "wal")
     w = WAL.create(d, b"m", segment_size=SEG)
