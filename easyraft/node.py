@@ -19,6 +19,7 @@ be recognised when it commits (propose_and_wait) without the user seeing it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import json
@@ -46,6 +47,7 @@ from easyraft.core import (
     RaftError,
     RawNode,
     Snapshot,
+    SnapshotMetadata,
     StateType,
 )
 from easyraft.errors import (
@@ -153,6 +155,7 @@ class Node:
         self._dispatched = 0
         self._snap_index = 0
         self._snap_in_progress = False
+        self._snap_write: asyncio.Future[Snapshot] | None = None   # file being written
         self.snapshots_taken = 0
         self._loop_thread: int | None = None
         self._status_cache: dict[str, Any] = {"id": config.id, "cluster_id": config.cluster_id,
@@ -275,6 +278,8 @@ class Node:
                 await self.transport.stop()
             if self.applier is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.applier.stop, 30.0)
+            if self._snap_write is not None:
+                await asyncio.gather(self._snap_write, return_exceptions=True)
             if self._removals:
                 await asyncio.gather(*self._removals, return_exceptions=True)
         finally:
@@ -548,18 +553,52 @@ class Node:
         self.applier.put(("snapshot", index, token))
 
     def _on_snapshot_taken(self, token: Any, result: Any) -> None:
+        # The file is written on a worker thread: encoding, compressing and
+        # fsyncing a large state on the loop held up heartbeats long enough
+        # to cost leadership. The loop only checks before and, once the file
+        # is durable, installs the snapshot in memory and marks it in the WAL.
         index, conf_state, peers, removed, fut = token
-        self._snap_in_progress = False
         try:
             if isinstance(result, BaseException):
                 raise result
+            if not self._running:
+                raise ServerStoppedError("server is stopping")
             if index <= self.storage.snapshot().metadata.index:
                 raise RaftError(f"snapshot at {index} is older than the one already held")
+            meta = SnapshotMetadata(index=index, term=self.storage.term(index),
+                                    conf_state=conf_state)
+        except Exception as e:  # noqa: BLE001 - a failed snapshot is reported, the node goes on
+            self._snap_in_progress = False
+            self._snapshot_failed(index, fut, e)
+            return
+        assert self.loop is not None
+        write = self.loop.run_in_executor(None, self._write_snapshot, meta, peers, removed,
+                                          result)
+        self._snap_write = write
+        write.add_done_callback(functools.partial(self._on_snapshot_written, meta, fut))
+
+    def _write_snapshot(self, meta: SnapshotMetadata, peers: dict[int, str], removed: set[int],
+                        data: bytes) -> Snapshot:
+        # Worker thread: touches only the new snapshot file.
+        snap = Snapshot(encode_snapshot_data(peers, removed, data), meta)
+        self.snapshotter.save(snap, peers)
+        return snap
+
+    def _on_snapshot_written(self, meta: SnapshotMetadata, fut: asyncio.Future[int] | None,
+                             write: asyncio.Future[Snapshot]) -> None:
+        self._snap_write = None
+        self._snap_in_progress = False
+        index = meta.index
+        try:
+            snap = write.result()
+            if index <= self.storage.snapshot().metadata.index:
+                # A snapshot from the leader was installed meanwhile; this
+                # file has no WAL marker, so recovery ignores it and purging
+                # removes it.
+                raise RaftError(f"snapshot at {index} is older than the one already held")
             assert self.wal is not None
-            snap = self.storage.create_snapshot(index, conf_state,
-                                                encode_snapshot_data(peers, removed, result))
-            self.snapshotter.save(snap, peers)
-            self.wal.save_snapshot(index, snap.metadata.term)
+            self.storage.create_snapshot(index, meta.conf_state, snap.data)
+            self.wal.save_snapshot(index, meta.term)
             self._snap_index = index
             self.snapshots_taken += 1
             # Keep some entries so slow followers catch up from the log, not
@@ -573,9 +612,13 @@ class Node:
             if fut is not None and not fut.done():
                 fut.set_result(index)
         except Exception as e:  # noqa: BLE001 - a failed snapshot is reported, the node goes on
-            logger.error("node %d: snapshot at index %d failed: %s", self.id, index, e)
-            if fut is not None and not fut.done():
-                fut.set_exception(e)
+            self._snapshot_failed(index, fut, e)
+
+    def _snapshot_failed(self, index: int, fut: asyncio.Future[int] | None,
+                         e: BaseException) -> None:
+        logger.error("node %d: snapshot at index %d failed: %s", self.id, index, e)
+        if fut is not None and not fut.done():
+            fut.set_exception(e)
 
     def _purge_files(self) -> None:
         if not self._running:
@@ -589,7 +632,9 @@ class Node:
             if self.config.max_wal_files:
                 paths += [os.path.join(self.wal.dirpath, n)
                           for n in self.wal.purge(self.config.max_wal_files, unlink=False)]
-            if self.config.max_snap_files:
+            # Not while a snapshot file is being written: its temp file
+            # would look stray.
+            if self.config.max_snap_files and self._snap_write is None:
                 paths += [os.path.join(self.snapshotter.dirpath, n)
                           for n in self.snapshotter.purge(self.config.max_snap_files,
                                                           unlink=False)]

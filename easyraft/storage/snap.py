@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import struct
+import threading
 from collections.abc import Iterable
 
 import lz4.frame
@@ -146,7 +147,9 @@ class Snapshotter:
             return None
         name = snap_name(meta.term, meta.index)
         path = os.path.join(self.dirpath, name)
-        tmp = path + _TMP_SUFFIX
+        # Unique per writer: the node writes its own snapshots on a worker
+        # thread while one received from the leader may be saved on the loop.
+        tmp = f"{path}.{os.getpid()}-{threading.get_ident()}{_TMP_SUFFIX}"
         raw = encode_snapshot_file(snapshot, peers)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
                      0o644)
@@ -209,7 +212,7 @@ class Snapshotter:
         (fileutil.remove_files, from any thread: see WAL.purge).
         """
         for name in os.listdir(self.dirpath):
-            if name.endswith(".snap" + _TMP_SUFFIX):
+            if name.endswith(_TMP_SUFFIX) and ".snap" in name:
                 os.remove(os.path.join(self.dirpath, name))
         if max_files <= 0:
             return []

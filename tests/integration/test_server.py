@@ -1,6 +1,7 @@
 """RaftServer end to end: real sockets on 127.0.0.1, real WAL and snapshot files."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -267,6 +268,36 @@ def test_server_slow_on_commit_does_not_cost_leadership(tmp_path):
         time.sleep(1.0)
         st = c.servers[leader].status()
         assert st["state"] == "LEADER" and st["term"] == term
+
+
+class _LargeState(Recorder):
+    """A Recorder whose snapshot carries ~48 MB of incompressible padding
+    (a comment to ast.literal_eval, so recovery still works)."""
+
+    def get_snapshot(self) -> bytes:
+        return super().get_snapshot() + b"\n#" + os.urandom(24 << 20).hex().encode()
+
+
+def test_server_large_snapshot_does_not_cost_leadership(tmp_path):
+    # Writing the file (envelope, lz4, CRC, fsync) happens off the loop:
+    # on it, ~48 MB took long enough here to miss heartbeats.
+    with LocalCluster(tmp_path) as c:
+        for i in (1, 2, 3):
+            c.start(i, sm=_LargeState())
+        leader = c.leader()
+        for k in range(5):
+            c.servers[leader].propose_and_wait(b"v%d" % k, timeout=5)
+        term = c.servers[leader].status()["term"]
+        index = c.servers[leader].snapshot(timeout=60)
+        st = c.servers[leader].status()
+        assert st["state"] == "LEADER" and st["term"] == term
+        assert st["snapshot_index"] == index >= 5
+        snapdir = c.config(leader)["snapdir"]
+        assert max(os.path.getsize(os.path.join(snapdir, n)) for n in os.listdir(snapdir)) > 24e6
+        c.stop(leader)
+        c.start(leader, sm=_LargeState())   # recovers from the large snapshot
+        wait_for(lambda: [d for _, _, d in c.sms[leader].applied][-5:] ==
+                 [b"v%d" % k for k in range(5)], what="restored state")
 
 
 def test_server_state_changes_reach_callbacks(cluster):
