@@ -143,7 +143,10 @@ class Node:
         self._ready_scheduled = False
         self._ticker: asyncio.TimerHandle | None = None
         self._purger: asyncio.TimerHandle | None = None
-        self._removals: set[asyncio.Future[None]] = set()   # purged files being deleted
+        # Purged files not deleted yet, oldest first, and the one deletion
+        # job that works through them in that order (see _purge_files).
+        self._unlink_queue: list[str] = []
+        self._unlinking: asyncio.Future[int] | None = None
         # Waiters on the applier's progress: heap of (index, seq, callback).
         self._applied = 0
         self._applied_waiters: list[tuple[int, int, Callable[[BaseException | None], None]]] = []
@@ -278,13 +281,21 @@ class Node:
                 await self.transport.stop()
             if self.applier is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.applier.stop, 30.0)
-            if self._snap_write is not None:
-                await asyncio.gather(self._snap_write, return_exceptions=True)
-            if self._removals:
-                await asyncio.gather(*self._removals, return_exceptions=True)
         finally:
+            try:
+                # Worker-thread jobs first: a snapshot being written installs
+                # itself through the WAL, and no file may change once closed.
+                for job in (self._snap_write, self._unlinking):
+                    if job is not None:
+                        await asyncio.gather(job, return_exceptions=True)
+            finally:
+                self._close()
+
+    def _close(self) -> None:
+        try:
             if self.wal is not None:
                 self.wal.close()
+        finally:
             err = ServerStoppedError("server stopped")
             waiters: list[asyncio.Future[Any]] = [*self._tagged.values(), *self._reads.values()]
             for fut in waiters:
@@ -640,17 +651,39 @@ class Node:
                                                           unlink=False)]
         except OSError as e:
             logger.warning("node %d: purging old files failed: %s", self.id, e)
-        if paths:
-            fut = self.loop.run_in_executor(None, self._remove_files, paths)
-            self._removals.add(fut)
-            fut.add_done_callback(self._removals.discard)
+        self._unlink_queue += paths
+        self._drain_unlink_queue()
         self._purger = self.loop.call_later(self.config.purge_file_interval, self._purge_files)
 
-    def _remove_files(self, paths: list[str]) -> None:
+    def _drain_unlink_queue(self) -> None:
+        # One job at a time over the queue, in order, stopping at a failure
+        # (retried next purge): segments deleted out of order would leave a
+        # gap that recovery refuses.
+        if self._unlinking is not None or not self._unlink_queue:
+            return
+        assert self.loop is not None
+        job = self.loop.run_in_executor(None, self._remove_files, list(self._unlink_queue))
+        self._unlinking = job
+        job.add_done_callback(self._unlinked)
+
+    def _remove_files(self, paths: list[str]) -> int:
         try:
-            fileutil.remove_files(paths)
+            done = fileutil.remove_files(paths)
         except OSError as e:
-            logger.warning("node %d: removing purged files failed: %s", self.id, e)
+            done = 0
+            logger.warning("node %d: removing purged file %s failed: %s", self.id, paths[0], e)
+        else:
+            if done < len(paths):
+                logger.warning("node %d: removing purged file %s failed; retrying later",
+                               self.id, paths[done])
+        return done
+
+    def _unlinked(self, job: asyncio.Future[int]) -> None:
+        self._unlinking = None
+        done = job.result() if not job.cancelled() and job.exception() is None else 0
+        del self._unlink_queue[:done]
+        if done and self._running:
+            self._drain_unlink_queue()      # whatever was queued meanwhile
 
     async def snapshot(self, timeout: float | None = None) -> int:
         """Take a snapshot at the last dispatched index now; returns its index."""

@@ -78,17 +78,32 @@ def zero_range(fd: int, start: int, end: int) -> None:
         start += n
 
 
-def remove_files(paths: list[str]) -> None:
-    """Unlink each path (a missing one is fine), then fsync their directories."""
+def remove_files(paths: list[str]) -> int:
+    """Unlink paths in order, stopping at the first failure; return how many went.
+
+    In order and never past a failure, because a WAL segment deleted while
+    an older one stays leaves a gap that recovery refuses: the caller keeps
+    the rest (including the failed one) to retry. A missing file counts as
+    gone. The directories of what went are fsynced; the failure is raised
+    when nothing went, else only the count tells.
+    """
     dirs: dict[str, None] = {}
-    for p in paths:
-        try:
-            os.remove(p)
-        except FileNotFoundError:
-            pass
-        dirs[os.path.dirname(p) or "."] = None
-    for d in dirs:
-        fsync_dir(d)
+    done = 0
+    try:
+        for p in paths:
+            try:
+                os.remove(p)
+            except FileNotFoundError:
+                pass
+            dirs[os.path.dirname(p) or "."] = None
+            done += 1
+    except OSError:
+        if not done:
+            raise
+    finally:
+        for d in dirs:
+            fsync_dir(d)
+    return done
 
 
 class DirLock:

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -476,6 +477,41 @@ def test_wal_purge_without_unlink_leaves_files_for_the_caller(tmp_path):
     assert not any(os.path.exists(os.path.join(d, n)) for n in removed)
     w.close()
     fileutil.remove_files([os.path.join(d, "missing-is-fine")])
+
+
+def test_wal_remove_files_goes_in_order_and_stops_at_a_failure(tmp_path):
+    names = [tmp_path / f"{i}.wal" for i in range(4)]
+    for p in names:
+        p.write_bytes(b"x")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "f").write_bytes(b"x")     # os.remove fails on a directory
+    order = [str(names[0]), str(tmp_path / "gone-already"), str(names[1]),
+             str(tmp_path / "busy"), str(names[2]), str(names[3])]
+    # Never past the failure: deleting 2 and 3 while 'busy' stays would be a gap.
+    assert fileutil.remove_files(order) == 3
+    assert [p.exists() for p in names] == [False, False, True, True]
+    with pytest.raises(OSError):
+        fileutil.remove_files(order[3:])             # nothing went: the error is raised
+    assert fileutil.remove_files([str(names[2]), str(names[3])]) == 2
+
+
+def test_wal_segment_preparation_is_stepped_and_stops_on_close(tmp_path):
+    big = 3 * walmod._FILL_STEP + 4096           # several synced steps and pauses
+    d = str(tmp_path / "wal")
+    w = WAL.create(d, b"m", segment_size=big)
+    path, fd = w._pipeline.take()                  # waits for a whole prepared file
+    try:
+        assert os.fstat(fd).st_size == big
+        with open(path, "rb") as f:
+            assert f.read() == bytes(big)
+    finally:
+        os.close(fd)
+        os.remove(path)
+    # The next preparation is under way; close() cuts it short and cleans up.
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 2
+    assert not [n for n in os.listdir(d) if n.endswith(".tmp")]
 
 
 def test_wal_purge_bounded_by_newest_marker(tmp_path):
