@@ -349,7 +349,7 @@ def test_server_waits_time_out_without_a_quorum(tmp_path):
         assert s.status()["state"] == "LEADER"     # still serving, nothing left behind
 
 
-def test_server_purges_old_wal_segments_and_snapshots_off_the_loop(tmp_path, monkeypatch):
+def test_server_purges_old_wal_segments_and_snapshots(tmp_path, monkeypatch):
     import os
 
     import easyraft.storage.wal as walmod
