@@ -734,6 +734,12 @@ cdef class Raft:
             self.bcast_append()
             return 0
         if m.type == MsgReadIndex:
+            if msg_entry_count(m) != 1:
+                # The request context travels as the only entry; anything
+                # else came from a broken or hostile peer.
+                self.logger.warning("%d dropping MsgReadIndex from %d with %d entries "
+                                    "(want 1)", self.id, m.frm, msg_entry_count(m))
+                return 0
             if self.prs.is_singleton():
                 resp = self.response_to_read_index_req(m, self.raft_log.committed)
                 if resp is not None:

@@ -701,6 +701,22 @@ def test_read_index_from_follower_goes_through_leader():
     assert MsgType.MsgReadIndex in kinds and MsgType.MsgReadIndexResp in kinds
 
 
+def test_read_index_with_a_malformed_request_is_dropped():
+    """A MsgReadIndex carries its request context as its only entry; one with
+    none or several (a broken or hostile peer) is dropped, not a crash."""
+    net = Network((1, 2, 3))
+    net.elect(1)
+    net.propose(1, b"w")
+    leader = net.nodes[1]
+    for ents in ([], [Entry(data=b"a"), Entry(data=b"b")]):
+        leader.rn.step(Message(type=MsgType.MsgReadIndex, to=1, frm=2, entries=ents))
+        net.stabilize()
+        assert leader.read_states == [] and net.nodes[2].read_states == []
+    net.nodes[2].rn.read_index(b"ok")      # a well-formed one still works
+    net.stabilize()
+    assert net.nodes[2].read_states == [ReadState(index=net.status(1).commit, request_ctx=b"ok")]
+
+
 # --- snapshots and compaction ----------------------------------------------------------------
 
 def test_snapshot_sent_to_follower_behind_compacted_log():
