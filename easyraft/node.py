@@ -868,6 +868,9 @@ class Node:
             except RaftError as e:
                 logger.debug("node %d: dropped %s from %d: %s", self.id,
                              MsgType(m.type).name, m.frm, e)
+            except Exception:   # one bad message must not cost the rest of the batch
+                logger.warning("node %d: stepping %s from %d failed", self.id,
+                               MsgType(m.type).name, m.frm, exc_info=True)
         self._kick()
 
     async def process_snapshot(self, message: Message) -> None:
