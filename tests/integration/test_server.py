@@ -300,6 +300,36 @@ def test_server_large_snapshot_does_not_cost_leadership(tmp_path):
                  [b"v%d" % k for k in range(5)], what="restored state")
 
 
+def test_server_stop_during_a_snapshot_write_leaves_a_recoverable_node(tmp_path):
+    with LocalCluster(tmp_path) as c:
+        for i in (1, 2, 3):
+            c.start(i, sm=_LargeState())
+        leader = c.leader()
+        for k in range(5):
+            c.servers[leader].propose_and_wait(b"w%d" % k, timeout=5)
+        follower = next(i for i in c.servers if i != leader)
+        outcome: list[object] = []
+
+        def take() -> None:
+            try:
+                outcome.append(c.servers[follower].snapshot(timeout=30))
+            except Exception as e:  # noqa: BLE001 - either outcome is fine; recorded below
+                outcome.append(e)
+        t = threading.Thread(target=take)
+        t.start()
+        node = c.servers[follower].node
+        wait_for(lambda: node._snap_write is not None or outcome, 30, "the file being written")
+        writing = node._snap_write is not None
+        c.stop(follower)                    # waits for the write, then closes the WAL
+        t.join(30)
+        assert writing and len(outcome) == 1
+        # The write finished before the WAL closed: its marker went in.
+        assert isinstance(outcome[0], int), outcome
+        c.start(follower, sm=_LargeState())
+        wait_for(lambda: [d for _, _, d in c.sms[follower].applied][-5:] ==
+                 [b"w%d" % k for k in range(5)], what="follower restarted with its state")
+
+
 def test_server_state_changes_reach_callbacks(cluster):
     cluster.start()
     leader = cluster.leader()
