@@ -163,9 +163,9 @@ class _FilePipeline:
     steps. One sync at the end left 64 MiB of allocated, unwritten blocks
     for the WAL's next fdatasync to wait on (with ext4's ordered data, the
     journal commit that sync forces writes them first): a 1-entry save
-    took up to 44 ms while a segment was being prepared. In steps the
-    worst measured was ~2-3 ms (benchmarks/bench_wal.py), for ~250 ms of
-    background work per segment.
+    took up to 63-70 ms while a segment was being prepared. In steps the
+    worst measured was 8-9 ms (benchmarks/bench_wal.py, both ways in one
+    run), for ~250 ms of background work per segment.
     """
 
     def __init__(self, dirpath: str, size: int) -> None:

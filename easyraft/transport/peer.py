@@ -239,9 +239,7 @@ class Peer:
         state = self.state
         if state == _ACTIVE or state == _CONNECTING:
             left_out = self.queue.push(msgs)
-            if not self._flush_scheduled and state == _ACTIVE and not self.paused and self.queue:
-                self._flush_scheduled = True
-                self.t.loop.call_soon(self._flush)
+            self.schedule_flush()
             if left_out:
                 self._left_out(left_out)
         else:

@@ -278,15 +278,28 @@ class _LargeState(Recorder):
         return super().get_snapshot() + b"\n#" + os.urandom(24 << 20).hex().encode()
 
 
+def _start_large_state_cluster(c: LocalCluster, values: list[bytes]) -> int:
+    """Start every node with a _LargeState, commit `values`; return the leader."""
+    for i in (1, 2, 3):
+        c.start(i, sm=_LargeState())
+    leader = c.leader()
+    for v in values:
+        c.servers[leader].propose_and_wait(v, timeout=5)
+    return leader
+
+
+def _restart_and_expect(c: LocalCluster, i: int, values: list[bytes]) -> None:
+    c.start(i, sm=_LargeState())
+    wait_for(lambda: [d for _, _, d in c.sms[i].applied][-len(values):] == values,
+             what=f"node {i} restarted with its state")
+
+
 def test_server_large_snapshot_does_not_cost_leadership(tmp_path):
     # Writing the file (envelope, lz4, CRC, fsync) happens off the loop:
     # on it, ~48 MB took long enough here to miss heartbeats.
+    values = [b"v%d" % k for k in range(5)]
     with LocalCluster(tmp_path) as c:
-        for i in (1, 2, 3):
-            c.start(i, sm=_LargeState())
-        leader = c.leader()
-        for k in range(5):
-            c.servers[leader].propose_and_wait(b"v%d" % k, timeout=5)
+        leader = _start_large_state_cluster(c, values)
         term = c.servers[leader].status()["term"]
         index = c.servers[leader].snapshot(timeout=60)
         st = c.servers[leader].status()
@@ -295,25 +308,20 @@ def test_server_large_snapshot_does_not_cost_leadership(tmp_path):
         snapdir = c.config(leader)["snapdir"]
         assert max(os.path.getsize(os.path.join(snapdir, n)) for n in os.listdir(snapdir)) > 24e6
         c.stop(leader)
-        c.start(leader, sm=_LargeState())   # recovers from the large snapshot
-        wait_for(lambda: [d for _, _, d in c.sms[leader].applied][-5:] ==
-                 [b"v%d" % k for k in range(5)], what="restored state")
+        _restart_and_expect(c, leader, values)     # recovers from the large snapshot
 
 
 def test_server_stop_during_a_snapshot_write_leaves_a_recoverable_node(tmp_path):
+    values = [b"w%d" % k for k in range(5)]
     with LocalCluster(tmp_path) as c:
-        for i in (1, 2, 3):
-            c.start(i, sm=_LargeState())
-        leader = c.leader()
-        for k in range(5):
-            c.servers[leader].propose_and_wait(b"w%d" % k, timeout=5)
+        leader = _start_large_state_cluster(c, values)
         follower = next(i for i in c.servers if i != leader)
         outcome: list[object] = []
 
         def take() -> None:
             try:
                 outcome.append(c.servers[follower].snapshot(timeout=30))
-            except Exception as e:  # noqa: BLE001 - either outcome is fine; recorded below
+            except Exception as e:  # noqa: BLE001 - recorded, and asserted on below
                 outcome.append(e)
         t = threading.Thread(target=take)
         t.start()
@@ -325,9 +333,7 @@ def test_server_stop_during_a_snapshot_write_leaves_a_recoverable_node(tmp_path)
         assert writing and len(outcome) == 1
         # The write finished before the WAL closed: its marker went in.
         assert isinstance(outcome[0], int), outcome
-        c.start(follower, sm=_LargeState())
-        wait_for(lambda: [d for _, _, d in c.sms[follower].applied][-5:] ==
-                 [b"w%d" % k for k in range(5)], what="follower restarted with its state")
+        _restart_and_expect(c, follower, values)
 
 
 def test_server_state_changes_reach_callbacks(cluster):
